@@ -1,0 +1,57 @@
+"""Requantization: ``y = clamp(round(x * multiplier / 2**shift))``, one element at a time.
+
+This is the normative definition; ``intref.kernels.requantize`` must equal it bit for bit.
+
+REQUIRE  x is an int64 value: -2**63 <= x < 2**63
+REQUIRE  |multiplier| <= 2**31 (a 31-bit mantissa, 2**31 itself included: I-BERT's
+         ``batch_frexp`` can round a mantissa up to exactly 2**31; negative multipliers carry
+         negative scales such as I-BERT's GELU output scale)
+REQUIRE  0 <= shift <= 63
+REQUIRE  1 <= bits <= 32 (the output type ``int<bits>`` or ``uint<bits>``)
+
+The product ``x * multiplier`` needs up to 95 bits; it is formed exactly (Python ints here,
+split into 32-bit halves in the kernel) and never rounded before the one rounding step.
+"""
+
+from __future__ import annotations
+
+from ..inttypes import IntType
+from .rounding import ROUNDING_MODES, rshift_round
+
+OVERFLOW_MODES = ("saturate", "wrap", "check")
+
+
+class RequantizeOverflow(ArithmeticError):
+    """Raised by the spec under ``overflow="check"``; carries the exact out-of-range value."""
+
+    def __init__(self, value: int, lo: int, hi: int):
+        super().__init__(f"requantized value {value} is outside [{lo}, {hi}]")
+        self.value, self.lo, self.hi = value, lo, hi
+
+
+def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_even", bits: int = 8,
+               signed: bool = True, overflow: str = "saturate") -> int:
+    """Round ``x * multiplier / 2**shift`` by ``rounding``, then fit it into ``int<bits>``/``uint<bits>``.
+
+    ``overflow``: ``saturate`` clamps to the type's range, ``wrap`` keeps the low ``bits`` bits (two's
+    complement when signed), ``check`` raises ``RequantizeOverflow`` with the exact value.
+    """
+    if not -(1 << 63) <= x < (1 << 63):
+        raise ValueError(f"x={x} is not an int64 value")
+    if abs(multiplier) > (1 << 31):
+        raise ValueError(f"|multiplier|={abs(multiplier)} exceeds 2**31")
+    if not 0 <= shift <= 63:
+        raise ValueError(f"shift={shift} is outside 0..63")
+    if not 1 <= bits <= 32:
+        raise ValueError(f"bits={bits} is outside 1..32")
+    if rounding not in ROUNDING_MODES or overflow not in OVERFLOW_MODES:
+        raise ValueError(f"unknown rounding {rounding!r} or overflow {overflow!r}")
+    out_type = IntType(bits, signed)
+    value = rshift_round(x * multiplier, shift, rounding)
+    if out_type.contains(value):
+        return value
+    if overflow == "saturate":
+        return out_type.saturate(value)
+    if overflow == "wrap":
+        return out_type.wrap(value)
+    raise RequantizeOverflow(value, out_type.lo, out_type.hi)
