@@ -66,3 +66,82 @@ class OverflowCheckError(IntrefError, ArithmeticError):
         self.value = int(value)
         self.lo = int(lo)
         self.hi = int(hi)
+
+
+# --- graphs and bundles -------------------------------------------------------------------------
+
+class BundleError(IntrefError):
+    """A bundle on disk is unreadable or malformed. ``path`` is the file (a bundle member such as
+    ``graph.json`` or ``tensors/w.npy``) and ``field`` the JSON field path where there is one."""
+
+    def __init__(self, message: str, *, path: str = "", field: str = ""):
+        where = ": ".join(p for p in (path, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.field = field
+
+
+class BundleFormatError(BundleError):
+    """Not a bundle: no graph.json, not a zip or directory, unparseable JSON, unknown format version."""
+
+
+class SchemaError(BundleError):
+    """A graph.json field is missing, has the wrong type or an illegal value."""
+
+
+class TensorFileError(BundleError):
+    """A tensor file is missing, truncated, of the wrong dtype or shape, pickled, or fails its sha256."""
+
+
+class UnsafePathError(BundleError):
+    """A file reference would leave the bundle (absolute path, ``..``, a link)."""
+
+
+class GraphError(IntrefError):
+    """The graph is illegal (TOSA's ERROR_IF). ``node`` names the offending node (or value/tensor)."""
+
+    def __init__(self, message: str, *, node: str = ""):
+        super().__init__(f"node {node!r}: {message}" if node else message)
+        self.node = node
+
+
+class UnknownOpError(GraphError):
+    """A node names an op intref does not know; the message lists the known ones."""
+
+
+class DuplicateNameError(GraphError):
+    """Two nodes, or two values/tensors, share a name."""
+
+
+class MissingValueError(GraphError):
+    """A node input, or a graph output, names no graph input, tensor or node output."""
+
+
+class CycleError(GraphError):
+    """The nodes cannot be put in topological order."""
+
+
+class UnusedValueError(GraphError):
+    """A tensor or a node's results are never used by anything that reaches a graph output."""
+
+
+class TypeMismatchError(GraphError):
+    """An op got an input of an integer type it does not accept, or declares an illegal output type."""
+
+
+class ShapeMismatchError(GraphError):
+    """Shapes of an op's inputs do not fit each other or its attributes."""
+
+
+class AttributeError_(GraphError):
+    """An attribute is missing, unknown, of the wrong kind or out of its allowed range.
+
+    (Trailing underscore: not Python's built-in ``AttributeError``.)"""
+
+
+class RangeAnalysisError(GraphError):
+    """Load-time range analysis found inputs for which a kernel's intermediates could leave int64."""
+
+
+class FeedError(IntrefError):
+    """A feed given to ``run`` is missing, unexpected, or has the wrong dtype, shape or range."""

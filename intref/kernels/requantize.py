@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..errors import OverflowCheckError, format_index
+from ..errors import OverflowCheckError, ShapeError, format_index
 from ..inttypes import IntType
 from ..spec.requantize import OVERFLOW_MODES
 from ..spec.rounding import ROUNDING_MODES
-from .rounding import mul_shift_round
+from .rounding import MAGNITUDE_CAP, mul_shift_round
 
 _WHERE = "requantize"
 
@@ -49,14 +49,51 @@ def requantize(x, multiplier, shift, *, rounding: str = "half_even", bits: int =
     s = _checks.channel_param(_WHERE, "shift", shift, channels, 0, 63)
 
     rounded = mul_shift_round(x.astype(np.int64, copy=False), m, s, rounding)
-    if overflow == "wrap":
-        result = wrap_low_bits(rounded.low64, out_type)
+    if overflow == "wrap":  # the capped magnitude cannot be wrapped; the exact low 64 bits can
+        return wrap_low_bits(rounded.low64, out_type).astype(out_type.storage)
+    return fit_to_type(rounded.value(), out_type, overflow, _WHERE,
+                       exact_at=lambda index: _exact(x, m, s, index, rounding))
+
+
+def add_requantized(a, b, multiplier_a, shift_a, multiplier_b, shift_b, *, rounding: str = "half_even",
+                    bits: int = 8, signed: bool = True, overflow: str = "saturate") -> np.ndarray:
+    """Residual add, twin of ``spec.requantize.add_requantized``: each branch requantized on its
+    own (exactly, as ``requantize``), the two added in int64, then fit to ``int<bits>`` once.
+
+    ``a`` and ``b`` broadcast against each other; the per-channel multipliers and shifts index the
+    last axis of the broadcast shape. REQUIRE |each rounded branch| < 2**62 (so the int64 sum is
+    exact); a branch beyond that raises ``RangeError`` naming the index.
+    """
+    where = "add_requantized"
+    _checks.require_choice(where, "rounding", rounding, ROUNDING_MODES)
+    _checks.require_choice(where, "overflow", overflow, OVERFLOW_MODES)
+    out_type = IntType(_checks.require_int(where, "bits", bits, 1, 32), signed)
+    a, b = _checks.int_array(where, "a", a), _checks.int_array(where, "b", b)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"{where}: a {a.shape} and b {b.shape} do not broadcast", argument="b") from None
+    channels = shape[-1] if shape else 1
+    total = np.zeros(shape, dtype=np.int64)
+    for name, x, m, s in (("a", a, multiplier_a, shift_a), ("b", b, multiplier_b, shift_b)):
+        m = _checks.channel_param(where, f"multiplier_{name}", m, channels, -(1 << 31), 1 << 31)
+        s = _checks.channel_param(where, f"shift_{name}", s, channels, 0, 63)
+        branch = mul_shift_round(np.broadcast_to(x, shape).astype(np.int64), m, s, rounding)
+        _checks.require_range(where, f"rounded {name}", branch.magnitude, 0, MAGNITUDE_CAP - 1,
+                              "each requantized branch must stay below 2**62")
+        total += branch.value()
+    return fit_to_type(total, out_type, overflow, where)
+
+
+def fit_to_type(value: np.ndarray, out_type: IntType, overflow: str, where: str, exact_at=None) -> np.ndarray:
+    """Exact int64 ``value`` as ``out_type``'s storage dtype: clamp (saturate), wrap, or raise (check)."""
+    if overflow == "check":
+        raise_if_outside(value, out_type, where, exact_at)
+    elif overflow == "saturate":
+        value = np.clip(value, out_type.lo, out_type.hi)
     else:
-        value = rounded.value()
-        if overflow == "check":
-            raise_if_outside(value, out_type, _WHERE, lambda index: _exact(x, m, s, index, rounding))
-        result = np.clip(value, out_type.lo, out_type.hi)
-    return result.astype(out_type.storage)
+        value = wrap_low_bits(value, out_type)
+    return value.astype(out_type.storage)
 
 
 def wrap_low_bits(low64: np.ndarray, out_type: IntType) -> np.ndarray:

@@ -42,12 +42,40 @@ def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_eve
         raise ValueError(f"|multiplier|={abs(multiplier)} exceeds 2**31")
     if not 0 <= shift <= 63:
         raise ValueError(f"shift={shift} is outside 0..63")
+    _require_options(rounding, bits, overflow)
+    return fit(rshift_round(x * multiplier, shift, rounding), bits, signed, overflow)
+
+
+def _require_options(rounding: str, bits: int, overflow: str) -> None:
     if not 1 <= bits <= 32:
         raise ValueError(f"bits={bits} is outside 1..32")
     if rounding not in ROUNDING_MODES or overflow not in OVERFLOW_MODES:
         raise ValueError(f"unknown rounding {rounding!r} or overflow {overflow!r}")
+
+
+def add_requantized(a: int, b: int, multiplier_a: int, shift_a: int, multiplier_b: int, shift_b: int, *,
+                    rounding: str = "half_even", bits: int = 8, signed: bool = True,
+                    overflow: str = "saturate") -> int:
+    """Residual add: each branch requantized on its own, the two sums added, then fit once.
+
+        y = fit(round(a * multiplier_a / 2**shift_a) + round(b * multiplier_b / 2**shift_b))
+
+    This is I-BERT's QuantAct with an identity input (FixedPointMul: ``rint`` of each branch, then
+    the clamp), which differs from rounding the exact sum. Same REQUIREs as ``requantize`` for
+    each branch; the sum is exact (Python ints).
+    """
+    _require_options(rounding, bits, overflow)
+    total = 0
+    for x, m, s in ((a, multiplier_a, shift_a), (b, multiplier_b, shift_b)):
+        if not -(1 << 63) <= x < (1 << 63) or abs(m) > (1 << 31) or not 0 <= s <= 63:
+            raise ValueError(f"branch ({x}, {m}, {s}) breaks a REQUIRE of requantize")
+        total += rshift_round(x * m, s, rounding)
+    return fit(total, bits, signed, overflow)
+
+
+def fit(value: int, bits: int, signed: bool, overflow: str) -> int:
+    """Fit an exact value into ``int<bits>``/``uint<bits>``: saturate, wrap, or raise (check)."""
     out_type = IntType(bits, signed)
-    value = rshift_round(x * multiplier, shift, rounding)
     if out_type.contains(value):
         return value
     if overflow == "saturate":

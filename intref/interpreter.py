@@ -1,0 +1,108 @@
+"""Run a graph on integer feeds: in topological order, call, fit to the declared type, record.
+
+    values = checked feeds + stored tensors
+    for each step:  outputs = step.run(inputs)
+                    each output: check its shape, fit it to its declared type under the
+                    overflow policy, store it in its storage dtype
+    return the graph outputs (every value with trace=True)
+
+Overflow policy (per run): ``check`` raises ``OverflowCheckError`` naming the node, the first
+element index and its exact value; ``saturate`` clamps; ``wrap`` keeps the low bits (two's
+complement). It applies where a value meets its declared type; ops that clamp by definition
+(Requantize, ResidualAdd, ISoftmax) clamp inside the op as their attributes say.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Mapping
+
+import numpy as np
+
+from . import _checks
+from .errors import FeedError, IntrefError, format_index
+from .graph import Graph, ValueInfo
+from .inttypes import IntType
+from .kernels.requantize import fit_to_type
+from .spec.requantize import OVERFLOW_MODES
+
+
+def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
+        verbose: bool = False, log=None) -> dict:
+    """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value."""
+    if overflow not in OVERFLOW_MODES:
+        raise IntrefError(f"overflow={overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
+    log = log or (lambda line: print(line, file=sys.stderr))
+    values, bindings = check_feeds(graph, feeds)
+    values.update({name: t.data for name, t in graph.tensors.items()})
+    for step in graph.steps:
+        results = step.prepared.run(*(values[name] for name in step.node.inputs))
+        for info, array in zip(step.node.outputs, results):
+            values[info.name] = fit(array, info.type, overflow, where=f"node {step.node.name!r} output {info.name!r}")
+            _check_shape(step.node.name, info.name, values[info.name], graph.values[info.name].shape, bindings)
+            if verbose:
+                log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
+    if trace:
+        return {name: values[name] for name in values if name not in graph.tensors}
+    return {name: values[name] for name in graph.outputs}
+
+
+def fit(array: np.ndarray, out_type: IntType, overflow: str, *, where: str) -> np.ndarray:
+    """``array`` as ``out_type``'s storage dtype, applying the overflow policy to values outside it."""
+    if array.dtype == out_type.storage and np.iinfo(array.dtype).bits == out_type.bits:
+        return array  # every value of the storage dtype is a value of the type
+    return fit_to_type(array.astype(np.int64, copy=False), out_type, overflow, where)
+
+
+def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]):
+    """Validate the feeds against the graph inputs; return (values, symbol bindings)."""
+    if not isinstance(feeds, Mapping):
+        raise FeedError(f"feeds must be a mapping of input name to array, got {type(feeds).__name__}")
+    expected = {info.name: info for info in graph.inputs}
+    missing = sorted(set(expected) - set(feeds))
+    unexpected = sorted(set(feeds) - set(expected))
+    if missing or unexpected:
+        raise FeedError(f"feeds do not match the graph inputs: missing {missing}, unexpected {unexpected} "
+                        f"(inputs: {sorted(expected)})")
+    values, bindings = {}, {}
+    for name, info in expected.items():
+        values[name] = _check_feed(info, feeds[name], bindings, graph.symbols)
+    return values, bindings
+
+
+def _check_feed(info: ValueInfo, array, bindings: dict, symbols) -> np.ndarray:
+    where = f"feed {info.name!r}"
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
+        kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+        raise FeedError(f"{where}: expected an integer ndarray of type {info.type}, got {kind}")
+    if len(array.shape) != len(info.shape):
+        raise FeedError(f"{where}: rank {array.ndim} (shape {list(array.shape)}), expected shape {list(info.shape)}")
+    for axis, (dim, size) in enumerate(zip(info.shape, array.shape)):
+        if isinstance(dim, str):
+            bound = bindings.setdefault(dim, size)
+            if bound != size:
+                raise FeedError(f"{where}: axis {axis} ({dim!r}) has size {size} but {dim!r} = {bound} elsewhere")
+            if size > symbols[dim]:
+                raise FeedError(f"{where}: axis {axis} ({dim!r}) has size {size}, above the graph's maximum "
+                                f"{symbols[dim]}")
+        elif dim != size:
+            raise FeedError(f"{where}: axis {axis} has size {size}, expected {dim}")
+    lo, hi = info.range if info.range is not None else (info.type.lo, info.type.hi)
+    if array.size and (int(array.min()) < lo or int(array.max()) > hi):
+        bad = _checks.first_index((array < lo) | (array > hi))
+        raise FeedError(f"{where}: element {format_index(bad)} = {int(array[bad])} is outside the declared "
+                        f"range [{lo}, {hi}] of {info.type}")
+    return array.astype(info.type.storage, copy=False)
+
+
+def _check_shape(node: str, name: str, array: np.ndarray, shape, bindings: dict) -> None:
+    expected = tuple(bindings.get(d, d) if isinstance(d, str) else d for d in shape)
+    if array.shape != expected:
+        raise IntrefError(  # an op broke its own shape inference: an intref bug, never silent
+            f"node {node!r}: output {name!r} has shape {list(array.shape)}, analysis said {list(expected)}")
+
+
+def describe(node: str, op: str, name: str, out_type: IntType, array: np.ndarray) -> str:
+    """The verbose line: node, op, value, type, shape, [min, max]."""
+    lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    return f"{node:<28} {op:<12} {name:<28} {out_type.name:<7} {str(list(array.shape)):<18} [{lo}, {hi}]"

@@ -1,0 +1,107 @@
+"""Requantization ops: ``Requantize`` and the residual ``ResidualAdd``.
+
+Both take their dyadic multipliers and shifts as integer attributes (per tensor, or one per
+channel of the last axis) and fit their result into the node's declared output type (at most 32
+bits) by their ``overflow`` attribute: ``saturate`` (I-BERT's clamp) or ``wrap`` (RTL that keeps
+the low bits). The run's overflow policy never sees their outputs leave the type.
+"""
+
+from __future__ import annotations
+
+from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..kernels.requantize import add_requantized, requantize
+from ..spec import requantize as spec
+from ..spec.rounding import ROUNDING_MODES
+from .base import Attr, Op, Prepared, Result, broadcast_dims, channel_count, per_channel, require_type
+
+MULTIPLIER = dict(lo=-(1 << 31), hi=1 << 31)
+SHIFT = dict(lo=0, hi=63)
+ROUNDING = Attr("str", "half_even", choices=ROUNDING_MODES, doc="rounding dialect (intref.spec.rounding)")
+OVERFLOW = Attr("str", "saturate", choices=("saturate", "wrap"), doc="how the result fits the output type")
+
+
+def _out_type(ctx, out_types):
+    if out_types[0].bits > 32:
+        ctx.fail(TypeMismatchError, f"requantized output type {out_types[0]} is wider than 32 bits")
+    return out_types[0]
+
+
+def _channel_list(value, channels):
+    return list(value) if isinstance(value, tuple) else [value] * channels
+
+
+def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
+    """Exact range of ``round(x * m / 2**s)`` over ``x`` in ``[lo, hi]`` and every channel (the
+    rounding is monotone in ``x``, so the extremes come from the ends)."""
+    ends = [spec.rshift_round(x * m, s, rounding) for m, s in zip(multipliers, shifts) for x in (lo, hi)]
+    return min(ends), max(ends)
+
+
+class Requantize(Op):
+    """``y = fit(round(x * multiplier / 2**shift))`` into the declared output type."""
+
+    name = "Requantize"
+    inputs = ("x",)
+    attributes = {"multiplier": Attr("int_or_ints", **MULTIPLIER), "shift": Attr("int_or_ints", **SHIFT),
+                  "rounding": ROUNDING, "overflow": OVERFLOW}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        (x,) = inputs
+        require_type(ctx.node, "input", x, max_bits=63 if not x.type.signed else 64)
+        out = _out_type(ctx, out_types)
+        channels = channel_count(ctx.node, "input", x) if any(isinstance(attrs[k], tuple) for k in ("multiplier", "shift")) else 1
+        m = per_channel(ctx.node, "multiplier", attrs["multiplier"], channels)
+        s = per_channel(ctx.node, "shift", attrs["shift"], channels)
+        lo, hi = branch_range(x.lo, x.hi, _channel_list(m, channels), _channel_list(s, channels), attrs["rounding"])
+        if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
+            lo, hi = out.lo, out.hi
+        options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
+
+        def run(x_array):
+            return (requantize(x_array, m, s, **options),)
+
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run)
+
+
+class ResidualAdd(Op):
+    """``y = fit(round(a * multiplier_a / 2**shift_a) + round(b * multiplier_b / 2**shift_b))``.
+
+    I-BERT's QuantAct with identity: each branch rounded on its own, then added, then clamped.
+    ``b`` broadcasts against ``a`` (a bias vector, or a residual of the same shape).
+    """
+
+    name = "ResidualAdd"
+    inputs = ("a", "b")
+    attributes = {"multiplier_a": Attr("int_or_ints", **MULTIPLIER), "shift_a": Attr("int_or_ints", **SHIFT),
+                  "multiplier_b": Attr("int_or_ints", **MULTIPLIER), "shift_b": Attr("int_or_ints", **SHIFT),
+                  "rounding": ROUNDING, "overflow": OVERFLOW}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        a, b = inputs
+        for what, value in (("input a", a), ("input b", b)):
+            require_type(ctx.node, what, value, max_bits=63 if not value.type.signed else 64)
+        out = _out_type(ctx, out_types)
+        shape = broadcast_dims(ctx.node, a.shape, b.shape)
+        if len(shape) != len(a.shape) or shape != a.shape:
+            ctx.fail(ShapeMismatchError, f"b {list(b.shape)} must broadcast to a's shape {list(a.shape)}")
+        per = any(isinstance(v, tuple) for v in attrs.values())
+        channels = channel_count(ctx.node, "input a", a) if per else 1
+        consts, bounds = {}, []
+        for side, value in (("a", a), ("b", b)):
+            m = per_channel(ctx.node, f"multiplier_{side}", attrs[f"multiplier_{side}"], channels)
+            s = per_channel(ctx.node, f"shift_{side}", attrs[f"shift_{side}"], channels)
+            consts[side] = (m, s)
+            bounds.append(branch_range(value.lo, value.hi, _channel_list(m, channels), _channel_list(s, channels),
+                                       attrs["rounding"]))
+        if max(abs(v) for bound in bounds for v in bound) >= 1 << 62:
+            ctx.fail(RangeAnalysisError, f"a requantized branch can reach {bounds} (beyond 2**62): the "
+                                         f"int64 sum would not be exact")
+        lo, hi = bounds[0][0] + bounds[1][0], bounds[0][1] + bounds[1][1]
+        if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
+            lo, hi = out.lo, out.hi
+        options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
+
+        def run(a_array, b_array):
+            return (add_requantized(a_array, b_array, *consts["a"], *consts["b"], **options),)
+
+        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run)
