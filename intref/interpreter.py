@@ -23,8 +23,8 @@ from . import _checks
 from .errors import FeedError, IntrefError, format_index
 from .graph import Graph, ValueInfo
 from .inttypes import IntType
-from .kernels.requantize import fit_to_type
-from .spec.requantize import OVERFLOW_MODES
+from .kernels.requant import fit_to_type
+from .spec.requant import OVERFLOW_MODES
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,

@@ -1,0 +1,16 @@
+"""Vectorized NumPy kernels, each bit-identical to its scalar twin in ``intref.spec``.
+
+Integer dtypes only (int64 inside); the one float use is the GEMM's BLAS path where a bound
+proves every partial sum exact.
+"""
+
+from .gelu import i_gelu
+from .sqrt import isqrt
+from .layernorm import i_layernorm
+from .gemm import matmul
+from .requant import add_requantized, requantize
+from .rounding import div_round_half_even, rshift_round
+from .softmax import i_exp, i_softmax
+
+__all__ = ["add_requantized", "div_round_half_even", "i_exp", "i_gelu", "i_layernorm", "i_softmax", "isqrt",
+           "matmul", "requantize", "rshift_round"]

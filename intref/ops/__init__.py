@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .embedding import Embedding, PositionIds
-from .requantize import Requantize, ResidualAdd
+from .requant import Requantize, ResidualAdd
 from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
 
 REGISTRY = {op.name: op for op in (

@@ -1,0 +1,18 @@
+"""The normative scalar definitions of every kernel: pure Python ints, no NumPy.
+
+Each function here has a vectorized twin of the same name in ``intref.kernels`` that must equal
+it bit for bit. Per-channel params are consumed one channel at a time (``params.channel(c)``);
+softmax and LayerNorm specs take one row (a list of ints).
+"""
+
+from .gelu import GeluParams, i_gelu
+from .sqrt import isqrt, isqrt_with_count
+from .layernorm import LayerNormParams, i_layernorm
+from .gemm import matmul
+from .requant import add_requantized, requantize
+from .rounding import ROUNDING_MODES, div_round_half_even, rshift_round
+from .softmax import SoftmaxParams, i_exp, i_softmax
+
+__all__ = ["GeluParams", "LayerNormParams", "ROUNDING_MODES", "SoftmaxParams", "add_requantized",
+           "div_round_half_even", "i_exp", "i_gelu", "i_layernorm", "i_softmax", "isqrt", "isqrt_with_count",
+           "matmul", "requantize", "rshift_round"]

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intref.quant.dyadic import dyadic
-from intref.spec.requantize import requantize
+from intref.spec.requant import requantize
 from intref.spec.rounding import ROUNDING_MODES, div_round_half_even, rshift_round
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1

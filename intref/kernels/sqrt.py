@@ -1,4 +1,4 @@
-"""Vectorized integer square root: twin of ``intref.spec.isqrt.isqrt``, bit for bit.
+"""Vectorized integer square root: twin of ``intref.spec.sqrt.isqrt``, bit for bit.
 
 Every element runs the same Newton iteration as the spec, from ``2**ceil(bit_length(n)/2)``,
 and stops on its own when ``x' >= x``; the loop ends when all elements have stopped (at most

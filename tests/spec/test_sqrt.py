@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intref.spec.isqrt import isqrt, isqrt_with_count
+from intref.spec.sqrt import isqrt, isqrt_with_count
 
 FIVE_UPDATE_INPUTS = [1074528350, 1119303883, 1149413397, 1185493737, 1332907078]
 

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from intref.errors import DtypeError, OverflowCheckError, RangeError, ShapeError
-from intref.kernels.requantize import requantize
+from intref.kernels.requant import add_requantized, requantize
 from intref.kernels.rounding import mul_shift_round
-from intref.spec import requantize as spec
+import intref.spec.requant as spec
 from intref.spec.rounding import ROUNDING_MODES, rshift_round
 from intref.testing import assert_identical
 
@@ -163,3 +163,45 @@ def test_inputs_are_not_modified():
     before = x.copy()
     requantize(x, 1 << 30, 33)
     assert_identical(x, before)
+
+
+# --- add_requantized (the residual add) ---
+
+@given(st.data(), st.sampled_from(ROUNDING_MODES), st.sampled_from(OVERFLOWS + ("check",)), st.integers(1, 32))
+def test_add_requantized_equals_spec(data, rounding, overflow, bits):
+    channels = data.draw(st.integers(1, 4))
+    element = st.integers(-(1 << 40), 1 << 40)
+    a = data.draw(hnp.arrays(np.int64, (data.draw(st.integers(1, 3)), channels), elements=element))
+    b_shape = data.draw(st.sampled_from([a.shape, (channels,), (1, channels)]))
+    b = data.draw(hnp.arrays(np.int64, b_shape, elements=element))
+    ms = [data.draw(st.lists(MULTIPLIER, min_size=channels, max_size=channels)) for _ in range(2)]
+    ss = [data.draw(st.lists(st.integers(10, 63), min_size=channels, max_size=channels)) for _ in range(2)]
+    kw = dict(rounding=rounding, bits=bits, overflow=overflow)
+    b_full = np.broadcast_to(b, a.shape)
+    expected, raised = np.empty(a.shape, dtype=object), None
+    for i, c in np.ndindex(*a.shape):
+        try:
+            expected[i, c] = spec.add_requantized(int(a[i, c]), int(b_full[i, c]), ms[0][c], ss[0][c], ms[1][c], ss[1][c], **kw)
+        except spec.RequantizeOverflow:
+            raised = raised or (i, c)
+    if raised:
+        with pytest.raises(OverflowCheckError) as info:
+            add_requantized(a, b, ms[0], ss[0], ms[1], ss[1], **kw)
+        assert info.value.index == raised
+    else:
+        got = add_requantized(a, b, ms[0], ss[0], ms[1], ss[1], **kw)
+        assert_identical(got.astype(object), expected, check_dtype=False)
+
+
+def test_add_requantized_rounds_each_branch_before_adding():
+    # 0.5 + 0.5: each branch rounds half to even (0 + 0), rounding the sum would give 1
+    assert add_requantized(np.array([1]), np.array([1]), 1, 1, 1, 1).tolist() == [0]
+    assert spec.add_requantized(1, 1, 1, 1, 1, 1) == 0
+    assert add_requantized(np.array([3]), np.array([1]), 1, 1, 1, 1, rounding="half_up").tolist() == [3]
+
+
+def test_add_requantized_refuses_branches_beyond_two_to_the_62():
+    with pytest.raises(RangeError, match="rounded a"):
+        add_requantized(np.array([1 << 62]), np.array([0]), 1 << 31, 31, 1, 0, bits=32)
+    with pytest.raises(ShapeError):
+        add_requantized(np.zeros((2, 3), np.int32), np.zeros((2,), np.int32), 1, 0, 1, 0)

@@ -9,8 +9,8 @@ the low bits). The run's overflow policy never sees their outputs leave the type
 from __future__ import annotations
 
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
-from ..kernels.requantize import add_requantized, requantize
-from ..spec import requantize as spec
+from ..kernels.requant import add_requantized, requantize
+from ..spec import requant as spec
 from ..spec.rounding import ROUNDING_MODES
 from .base import Attr, Op, Prepared, Result, broadcast_dims, channel_count, per_channel, require_type
 

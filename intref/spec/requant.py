@@ -1,6 +1,6 @@
 """Requantization: ``y = clamp(round(x * multiplier / 2**shift))``, one element at a time.
 
-This is the normative definition; ``intref.kernels.requantize`` must equal it bit for bit.
+This is the normative definition; ``intref.kernels.requant`` must equal it bit for bit.
 
 REQUIRE  x is an int64 value: -2**63 <= x < 2**63
 REQUIRE  |multiplier| <= 2**31 (a 31-bit mantissa, 2**31 itself included: I-BERT's

@@ -1,4 +1,4 @@
-"""Requantization kernel: twin of ``intref.spec.requantize.requantize``, bit for bit.
+"""Requantization kernel: twin of ``intref.spec.requant.requantize``, bit for bit.
 
 ``y = fit(round(x * multiplier / 2**shift))`` elementwise, with ``multiplier`` and ``shift`` per
 tensor (scalars) or per channel (length ``C`` arrays broadcast on the last axis of ``x``).
@@ -16,7 +16,7 @@ import numpy as np
 from .. import _checks
 from ..errors import OverflowCheckError, ShapeError, format_index
 from ..inttypes import IntType
-from ..spec.requantize import OVERFLOW_MODES
+from ..spec.requant import OVERFLOW_MODES
 from ..spec.rounding import ROUNDING_MODES
 from .rounding import MAGNITUDE_CAP, mul_shift_round
 
@@ -57,7 +57,7 @@ def requantize(x, multiplier, shift, *, rounding: str = "half_even", bits: int =
 
 def add_requantized(a, b, multiplier_a, shift_a, multiplier_b, shift_b, *, rounding: str = "half_even",
                     bits: int = 8, signed: bool = True, overflow: str = "saturate") -> np.ndarray:
-    """Residual add, twin of ``spec.requantize.add_requantized``: each branch requantized on its
+    """Residual add, twin of ``spec.requant.add_requantized``: each branch requantized on its
     own (exactly, as ``requantize``), the two added in int64, then fit to ``int<bits>`` once.
 
     ``a`` and ``b`` broadcast against each other; the per-channel multipliers and shifts index the

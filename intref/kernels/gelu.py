@@ -1,0 +1,51 @@
+"""i-GELU kernel: twin of ``intref.spec.gelu.i_gelu``, bit for bit.
+
+``q * (floor(sgn(q) * ((min(|q|, -b_int) + b_int)**2 + c_int) / 2**guard_shift) + shift_int)``
+elementwise, with per-tensor constants (ints) or per-channel ones (length ``C`` tuples broadcast on
+the last axis of ``q``). int64 throughout: constructing ``GeluParams`` proved that every
+intermediate below (``-b_int``, ``d*d``, ``P``, ``-P``, ``y + shift_int`` and the product) stays in
+int64 for every ``q`` in ``int<input_bits>``, and the range check here enforces that ``REQUIRE``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from ..errors import DtypeError, ShapeError
+from ..spec.gelu import GeluParams, int_type_range
+
+_WHERE = "i_gelu"
+
+
+def i_gelu(q, params: GeluParams) -> np.ndarray:
+    """i-GELU of every element of ``q`` (see ``intref.spec.gelu.i_gelu`` for the definition).
+
+    Arguments:
+      q       integer array (any dtype up to int64; uint64, bool and float are refused) whose
+              values lie in ``int<params.input_bits>`` (else RangeError naming the first index).
+      params  ``GeluParams``; when per channel, ``q.shape[-1]`` must equal ``params.channels``.
+
+    Returns an int64 array of ``q``'s shape (real value: ``result * params.out_scale``). ``q`` is not
+    modified.
+    """
+    if not isinstance(params, GeluParams):
+        raise DtypeError(f"{_WHERE}: params must be a GeluParams, got {type(params).__name__}", argument="params")
+    q = _checks.int_array(_WHERE, "q", q)
+    channels = params.channels
+    if channels is not None and (q.ndim == 0 or q.shape[-1] != channels):
+        raise ShapeError(f"{_WHERE}: q has shape {q.shape}; per-channel params need a last axis of "
+                         f"length {channels}", argument="q")
+    lo, hi = int_type_range(params.input_bits)
+    _checks.require_range(_WHERE, "q", q, lo, hi, why=f"REQUIRE q in int{params.input_bits}")
+
+    b = np.asarray(params.b_int, dtype=np.int64)          # () or (C,), broadcast on the last axis
+    c = np.asarray(params.c_int, dtype=np.int64)
+    k = np.asarray(params.shift_int, dtype=np.int64)
+    q64 = q.astype(np.int64)                               # a new array: q itself is never written
+    t = np.minimum(np.abs(q64), -b)                        # |q| <= 2**62 since input_bits <= 63
+    d = t + b                                              # b_int <= d <= 0
+    poly = d * d + c
+    signed_poly = np.where(q64 > 0, poly, np.where(q64 < 0, -poly, np.int64(0)))
+    y = np.right_shift(signed_poly, np.int64(params.guard_shift))   # arithmetic: floor
+    return q64 * (y + k)
