@@ -7,7 +7,8 @@ and ``intref.run`` (the interpreter) -> tools.
 
 from ._version import __version__
 from .errors import IntrefError
-from .graph import Graph
+from .build import GraphBuilder
+from .graph import Graph, dequantize
 from .interpreter import run
 
-__all__ = ["Graph", "IntrefError", "__version__", "run"]
+__all__ = ["Graph", "GraphBuilder", "IntrefError", "__version__", "dequantize", "run"]

@@ -48,7 +48,10 @@ def as_int_or_ints(owner: str, name: str, value) -> PerChannelInt:
 
 
 def as_float_or_floats(owner: str, name: str, value) -> PerChannelFloat:
-    """Metadata scale(s): a float or a tuple of finite floats."""
+    """Metadata scale(s): a float, a tuple of finite floats, or ``None`` (unknown: params built
+    from integers alone, as a graph node builds them, carry no real scale)."""
+    if value is None:
+        return None
     if getattr(value, "ndim", None) == 0 or isinstance(value, (int, float)):
         value = float(value)
         if not math.isfinite(value):

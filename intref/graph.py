@@ -235,3 +235,16 @@ def _check_use(graph: Graph, ordered) -> None:
         if name not in needed:
             what = "tensor" if name in graph.tensors else "graph input"
             raise UnusedValueError(f"{what} {name!r} is never used", node=name)
+
+
+def dequantize(graph: Graph, name: str, array: np.ndarray) -> np.ndarray:
+    """Real values of ``array`` (value ``name`` of ``graph``) for people: ``array * scale``.
+
+    The scale comes from the graph's quantization metadata (per tensor, or per channel of the
+    last axis). This is the one place a float touches a runtime value, and it is never fed back.
+    """
+    entry = graph.quantization.get(name)
+    if entry is None:
+        raise MissingValueError(f"value {name!r} has no scale in the graph's quantization metadata", node=name)
+    scale = np.asarray(entry["scale"], dtype=np.float64)
+    return np.asarray(array).astype(np.float64) * scale

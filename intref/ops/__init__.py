@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from .embedding import Embedding, PositionIds
+from .gelu import IGelu
+from .gemm import Linear, MatMul
+from .layernorm import ILayerNorm
 from .requant import Requantize, ResidualAdd
 from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
+from .softmax import ISoftmax, PaddingMask
 
 REGISTRY = {op.name: op for op in (
     Embedding(), PositionIds(),
+    Linear(), MatMul(),
     Requantize(), ResidualAdd(),
+    IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(),
     Reshape(), Transpose(), SplitHeads(), MergeHeads(), Slice(), Gather(),
 )}

@@ -31,10 +31,8 @@ class Embedding(Op):
                                          f"has rows 0..{rows - 1}; declare the ids' range")
         if out_types[0] != table.type:
             ctx.fail(TypeMismatchError, f"output type {out_types[0]} must equal the table type {table.type}")
-        data = table.data
-
-        def run(id_array):
-            return (np.take(data, id_array.astype(np.intp), axis=0),)
+        def run(id_array, table_array):
+            return (np.take(table_array, id_array.astype(np.intp), axis=0),)
 
         return Prepared((Result(ids.shape + (width,), table.lo, table.hi),), run)
 

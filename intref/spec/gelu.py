@@ -51,7 +51,7 @@ class GeluParams:
     shift_int: PerChannelInt
     guard_shift: int
     input_bits: int
-    out_scale: PerChannelFloat
+    out_scale: PerChannelFloat = None
 
     _PER_CHANNEL = ("b_int", "c_int", "shift_int", "out_scale")
 

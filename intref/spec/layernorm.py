@@ -129,7 +129,7 @@ class LayerNormParams:
     shift: int
     bias_int: tuple[int, ...]
     input_bits: int
-    out_scale: tuple[float, ...]
+    out_scale: tuple[float, ...] = None
 
     def __post_init__(self):
         owner = "LayerNormParams"
@@ -138,7 +138,8 @@ class LayerNormParams:
         object.__setattr__(self, "input_bits", require_bits(owner, "input_bits", self.input_bits, 2, 63))
         bias = as_int_or_ints(owner, "bias_int", self.bias_int)
         scale = as_float_or_floats(owner, "out_scale", self.out_scale)
-        for name, value in (("bias_int", bias), ("out_scale", scale)):
+        per_channel = [("bias_int", bias)] + ([("out_scale", scale)] if scale is not None else [])
+        for name, value in per_channel:
             if not isinstance(value, tuple) or len(value) != self.channels:
                 raise ShapeError(f"{owner}: {name} must hold {self.channels} per-channel values", argument=name)
         object.__setattr__(self, "bias_int", bias)

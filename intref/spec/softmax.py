@@ -109,8 +109,8 @@ class SoftmaxParams:
     output_bits: int
     output_max: int
     input_bits: int
-    exp_scale: float
-    out_scale: float
+    exp_scale: float = None
+    out_scale: float = None
 
     def __post_init__(self):
         owner = "SoftmaxParams"

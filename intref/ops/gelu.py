@@ -1,0 +1,34 @@
+"""``IGelu``: I-BERT's integer GELU on the accumulator (``intref.kernels.i_gelu``).
+
+The integer constants are attributes (per tensor or one per channel of the last axis); the
+input's declared type sets the kernel's input width, and the params refuse, at load time, any
+constants whose intermediates could leave int64 for an input of that width.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeMismatchError
+from ..kernels.gelu import i_gelu
+from ..spec.gelu import GeluParams
+from .base import Attr, Op, Prepared, Result, channel_count, per_channel, require_type
+
+
+class IGelu(Op):
+    """``y = x * (sgn(x) * floor(((min(|x|, -b) + b)**2 + c) / 2**guard) + shift)`` (see spec.gelu)."""
+
+    name = "IGelu"
+    inputs = ("x",)
+    attributes = {"b_int": Attr("int_or_ints"), "c_int": Attr("int_or_ints"), "shift_int": Attr("int_or_ints"),
+                  "guard_shift": Attr("int", 14, lo=0, hi=62)}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        (x,) = inputs
+        require_type(ctx.node, "input", x, signed=True, min_bits=2, max_bits=63)
+        names = ("b_int", "c_int", "shift_int")
+        channels = channel_count(ctx.node, "input", x) if any(isinstance(attrs[k], tuple) for k in names) else 1
+        consts = {k: per_channel(ctx.node, k, attrs[k], channels) for k in names}
+        params = GeluParams(**consts, guard_shift=attrs["guard_shift"], input_bits=x.type.bits)
+        if params.channels not in (None, channels):
+            ctx.fail(ShapeMismatchError, f"per-channel constants have {params.channels} values for {channels} channels")
+        lo, hi = params.output_range(x.lo, x.hi)
+        return Prepared((Result(x.shape, lo, hi),), lambda x_array: (i_gelu(x_array, params),))

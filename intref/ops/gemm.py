@@ -1,0 +1,99 @@
+"""GEMM ops: ``Linear`` (activation x stored weights) and ``MatMul`` (activation x activation).
+
+Both produce the exact int64 sum (``intref.kernels.matmul``); the node's declared type (int32 in
+I-BERT) is where the run's overflow policy applies. Range analysis is exact per output channel
+for ``Linear`` (from the stored weights) and a product bound for ``MatMul``; both reject graphs
+whose worst case could leave int64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RangeAnalysisError, ShapeMismatchError
+from ..kernels.gemm import matmul
+from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type, same_dim
+
+_SAFE = 1 << 62
+
+
+def _require_operand(ctx, what, value):
+    """The GEMM kernel's operand dtypes: signed up to 32 bits, unsigned up to 16."""
+    require_type(ctx.node, what, value, max_bits=32 if value.type.signed else 16)
+
+
+class Linear(Op):
+    """``y[..., n] = sum_k x[..., k] * weight[n, k] + bias[n]``.
+
+    ``weight``: a stored ``[N, K]`` tensor (PyTorch layout), signed, at most 16 bits (int8 or int4;
+    per-tensor, per-channel or row-group scales all give this same integer sum, they differ only
+    in the requantization that follows). ``bias``: an optional stored ``[N]`` tensor of at most 32
+    bits, quantized at the accumulator's scale.
+    """
+
+    name = "Linear"
+    inputs = ("x", "weight", "bias?")
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        x, weight = inputs[:2]
+        bias = inputs[2] if len(inputs) > 2 else None
+        _require_operand(ctx, "input", x)
+        require_rank(ctx.node, "input", x, 2)
+        require_type(ctx.node, "weight", weight, signed=True, max_bits=16)
+        if weight.data is None or weight.rank != 2 or 0 in weight.shape:
+            ctx.fail(ShapeMismatchError, f"weight {weight.name!r} must be a stored non-empty [N, K] tensor")
+        n_out, k = weight.shape
+        if not same_dim(x.shape[-1], k):
+            ctx.fail(ShapeMismatchError, f"input's last axis {x.shape[-1]} != weight's K = {k} (weight is [N, K])")
+        w = weight.data.astype(np.int64)
+        b = np.zeros(n_out, dtype=np.int64)
+        if bias is not None:
+            require_type(ctx.node, "bias", bias, signed=True, max_bits=32)
+            if bias.data is None or bias.shape != (n_out,):
+                ctx.fail(ShapeMismatchError, f"bias {bias.name!r} must be a stored [{n_out}] tensor")
+            b = bias.data.astype(np.int64)
+        if int(np.abs(w).max(initial=0)) * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
+            ctx.fail(RangeAnalysisError, "the accumulator's worst case could leave int64")
+        hi = (np.maximum(w * x.lo, w * x.hi).sum(axis=1) + b).max()   # exact per channel, then the widest
+        lo = (np.minimum(w * x.lo, w * x.hi).sum(axis=1) + b).min()
+        weight_t = np.ascontiguousarray(weight.data.T)
+
+        def run(x_array, *stored):  # weight and bias are the stored tensors prepared above
+            return (matmul(x_array, weight_t) + b,)
+
+        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run)
+
+
+class MatMul(Op):
+    """``y = a @ b`` over the last two axes (``a @ b^T`` with ``transpose_b``), batch dims broadcast.
+
+    For attention: ``Q @ K^T`` (int8 x int8) and ``P @ V`` (uint8/uint9 probabilities x int8).
+    """
+
+    name = "MatMul"
+    inputs = ("a", "b")
+    attributes = {"transpose_b": Attr("bool", False, doc="use b's last two axes swapped")}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        a, b = inputs
+        for what, value in (("a", a), ("b", b)):
+            _require_operand(ctx, what, value)
+            require_rank(ctx.node, what, value, 2)
+        b_shape = b.shape[:-2] + (b.shape[-1], b.shape[-2]) if attrs["transpose_b"] else b.shape
+        k = a.shape[-1]
+        if not same_dim(k, b_shape[-2]):
+            ctx.fail(ShapeMismatchError, f"a's last axis {k} does not match b's contracted axis {b_shape[-2]}")
+        batch = broadcast_dims(ctx.node, a.shape[:-2], b_shape[:-2])
+        corners = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
+        k_max = ctx.dim_max(k)
+        lo = min(corners) * (k_max if min(corners) < 0 else 1)
+        hi = max(corners) * (k_max if max(corners) > 0 else 1)
+        if max(abs(lo), abs(hi)) >= _SAFE:
+            ctx.fail(RangeAnalysisError, f"a sum of up to {k_max} products in [{min(corners)}, {max(corners)}] "
+                                         f"could leave int64")
+        transpose = attrs["transpose_b"]
+
+        def run(a_array, b_array):
+            return (matmul(a_array, np.swapaxes(b_array, -1, -2) if transpose else b_array),)
+
+        return Prepared((Result(batch + (a.shape[-2], b_shape[-1]), lo, hi),), run)

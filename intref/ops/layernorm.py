@@ -1,0 +1,28 @@
+"""``ILayerNorm``: I-BERT's integer LayerNorm over the last axis (``intref.kernels.i_layernorm``)."""
+
+from __future__ import annotations
+
+from ..kernels.layernorm import i_layernorm
+from ..spec.layernorm import LayerNormParams
+from .base import Attr, Op, Prepared, Result, channel_count, require_type
+
+
+class ILayerNorm(Op):
+    """Integer LayerNorm: half-even mean, guard ``shift``, isqrt, ``floor(2**31/std)``, ``+ bias_int``.
+
+    ``bias_int`` holds one value per channel (beta/gamma folded into the integers); gamma lives in
+    the output's per-channel scale (quantization metadata), not in the arithmetic.
+    """
+
+    name = "ILayerNorm"
+    inputs = ("x",)
+    attributes = {"shift": Attr("int", 0, lo=0, hi=62), "bias_int": Attr("ints")}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        (x,) = inputs
+        require_type(ctx.node, "input", x, signed=True, min_bits=2, max_bits=63)
+        channels = channel_count(ctx.node, "input", x)
+        params = LayerNormParams(channels=channels, shift=attrs["shift"], bias_int=attrs["bias_int"],
+                                 input_bits=x.type.bits)
+        lo, hi = params.output_range()
+        return Prepared((Result(x.shape, lo, hi),), lambda x_array: (i_layernorm(x_array, params),))

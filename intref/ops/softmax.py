@@ -1,0 +1,90 @@
+"""Attention softmax ops: ``ISoftmax`` (with an additive integer mask and an optional causal mask)
+and ``PaddingMask`` (a 0/1 attention mask to an additive one).
+
+Masking is integer and saturating: the mask is added to the scores and the sum is clamped to the
+scores' declared type, so a masked score sits at (or near) the type's minimum. The kernel then
+clamps ``x - max`` at ``exp_clamp * x0_int``, which is where I-BERT's float ``-10000`` mask lands
+too. A row whose every entry is masked is therefore uniform, as in the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..kernels.softmax import i_softmax
+from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
+from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type
+
+
+class ISoftmax(Op):
+    """Integer softmax over the last axis of ``x + mask`` (I-BERT Alg. 3; see spec.softmax)."""
+
+    name = "ISoftmax"
+    inputs = ("x", "mask?")
+    attributes = {
+        "x0_int": Attr("int", hi=-1), "b_int": Attr("int"), "c_int": Attr("int"),
+        "exp_clamp": Attr("int", 30, lo=0, hi=62), "exp_multiplier": Attr("int", lo=0, hi=1 << 31),
+        "exp_shift": Attr("int", lo=0, hi=255), "exp_bits": Attr("int", 16, lo=2, hi=32),
+        "exp_rounding": Attr("str", "half_even", choices=EXP_ROUNDING_MODES),
+        "output_bits": Attr("int", 8, lo=1, hi=31), "output_max": Attr("int", 255, lo=1, hi=1 << 31),
+        "causal": Attr("bool", False, doc="mask key j > query i (+ the key/query length offset)"),
+    }
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        x = inputs[0]
+        mask = inputs[1] if len(inputs) > 1 else None
+        require_type(ctx.node, "scores", x, signed=True, min_bits=2, max_bits=48)
+        require_rank(ctx.node, "scores", x, 1)
+        if mask is not None:
+            require_type(ctx.node, "mask", mask, signed=True, max_bits=48)
+            if broadcast_dims(ctx.node, x.shape, mask.shape) != x.shape:
+                ctx.fail(ShapeMismatchError, f"mask {list(mask.shape)} must broadcast to the scores {list(x.shape)}")
+        if attrs["causal"]:
+            require_rank(ctx.node, "scores", x, 2)
+        params = SoftmaxParams(**{k: v for k, v in attrs.items() if k != "causal"}, input_bits=x.type.bits)
+        longest, row = params.max_row_length(), ctx.dim_max(x.shape[-1])
+        if longest is not None and row > longest:
+            ctx.fail(RangeAnalysisError, f"rows of up to {row} entries; these params allow at most {longest}")
+        out = out_types[0]
+        if out.signed or out.hi < params.output_max:
+            ctx.fail(TypeMismatchError, f"output type {out} cannot hold 0..{params.output_max} (declare uint"
+                                        f"{params.output_max.bit_length()})")
+        lo, hi, causal = x.type.lo, x.type.hi, attrs["causal"]
+
+        def run(x_array, mask_array=None):
+            scores = x_array.astype(np.int64)
+            if mask_array is not None:
+                scores = np.clip(scores + mask_array.astype(np.int64), lo, hi)
+            if causal:
+                queries, keys = scores.shape[-2:]
+                future = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries)
+                scores = np.where(future, lo, scores)
+            return (i_softmax(scores, params),)
+
+        return Prepared((Result(x.shape, *params.output_range()),), run)
+
+
+class PaddingMask(Op):
+    """``[batch, seq]`` attention mask (1 keep, 0 padding) to an additive ``[batch, 1, 1, seq]`` mask
+    holding 0 for kept keys and ``fill`` for padding (broadcast over heads and queries)."""
+
+    name = "PaddingMask"
+    inputs = ("mask",)
+    attributes = {"fill": Attr("int", -(1 << 31), lo=-(1 << 47), hi=0)}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        (mask,) = inputs
+        require_rank(ctx.node, "mask", mask, 2, 2)
+        if mask.lo < 0 or mask.hi > 1:
+            ctx.fail(RangeAnalysisError, f"mask {mask.name!r} may hold [{mask.lo}, {mask.hi}]; declare its range [0, 1]")
+        fill = attrs["fill"]
+        if not out_types[0].contains(fill):
+            ctx.fail(TypeMismatchError, f"fill {fill} does not fit the output type {out_types[0]}")
+        shape = (mask.shape[0], 1, 1, mask.shape[1])
+
+        def run(mask_array):
+            additive = np.where(mask_array != 0, np.int64(0), np.int64(fill))
+            return (additive.reshape(mask_array.shape[0], 1, 1, mask_array.shape[1]),)
+
+        return Prepared((Result(shape, min(fill, 0) if mask.lo == 0 else 0, 0),), run)
