@@ -1,0 +1,1 @@
+"""Model builders: float reference encoders, calibration, derivations and integer graphs."""

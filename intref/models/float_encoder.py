@@ -1,0 +1,174 @@
+"""A float64 BERT/RoBERTa encoder in NumPy: the model the integer graph approximates.
+
+Build time only. It serves two purposes:
+
+- calibration: ``forward(..., observe=...)`` reports every activation at the points where the
+  integer graph quantizes (the names are the integer graph's value names), so a post-training
+  calibration can set each scale from the observed ranges;
+- reference: the float result the dequantized integer output is compared against.
+
+Post-LN layout (BERT, RoBERTa, I-BERT): embeddings (word + token type + position) -> LayerNorm,
+then per layer ``LN(x + attn(x))`` and ``LN(a + FFN(a))`` with an erf GELU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int
+    hidden: int
+    heads: int
+    layers: int
+    intermediate: int
+    max_positions: int
+    type_vocab_size: int = 0          # 0: no token-type embedding
+    pad_token_id: int = 1
+    position_mode: str = "padding_aware"   # "padding_aware" (RoBERTa/I-BERT) or "arange" (BERT)
+    layer_norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+@dataclass
+class FloatLayer:
+    q_w: np.ndarray
+    q_b: np.ndarray
+    k_w: np.ndarray
+    k_b: np.ndarray
+    v_w: np.ndarray
+    v_b: np.ndarray
+    o_w: np.ndarray
+    o_b: np.ndarray
+    ln1_gamma: np.ndarray
+    ln1_beta: np.ndarray
+    ffn_in_w: np.ndarray
+    ffn_in_b: np.ndarray
+    ffn_out_w: np.ndarray
+    ffn_out_b: np.ndarray
+    ln2_gamma: np.ndarray
+    ln2_beta: np.ndarray
+
+
+@dataclass
+class FloatEncoder:
+    config: EncoderConfig
+    word: np.ndarray
+    position: np.ndarray
+    token_type: Optional[np.ndarray]
+    emb_ln_gamma: np.ndarray
+    emb_ln_beta: np.ndarray
+    layers: List[FloatLayer] = field(default_factory=list)
+
+
+def position_ids(ids: np.ndarray, config: EncoderConfig) -> np.ndarray:
+    if config.position_mode == "arange":
+        return np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+    real = (ids != config.pad_token_id).astype(np.int64)
+    return np.cumsum(real, axis=1) * real + config.pad_token_id
+
+
+def layer_norm(x: np.ndarray, gamma, beta, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def forward(model: FloatEncoder, ids: np.ndarray, attention_mask: Optional[np.ndarray] = None,
+            token_type_ids: Optional[np.ndarray] = None,
+            observe: Optional[Callable[[str, np.ndarray], None]] = None) -> np.ndarray:
+    """Last hidden state ``[batch, seq, hidden]``; ``observe(name, value)`` sees each quantization point."""
+    cfg = model.config
+    see = observe or (lambda name, value: None)
+    mask = np.ones(ids.shape) if attention_mask is None else attention_mask
+    x = model.word[ids]
+    see("emb.word", x)
+    if model.token_type is not None:
+        tt = model.token_type[np.zeros_like(ids) if token_type_ids is None else token_type_ids]
+        see("emb.token_type", tt)
+        x = x + tt
+    pos = model.position[position_ids(ids, cfg)]
+    see("emb.position", pos)
+    x = x + pos
+    see("emb.sum", x)
+    x = layer_norm(x, model.emb_ln_gamma, model.emb_ln_beta, cfg.layer_norm_eps)
+    see("emb.out", x)
+    additive = (1.0 - mask[:, None, None, :]) * -10000.0
+    for i, layer in enumerate(model.layers):
+        x = _layer(layer, cfg, x, additive, lambda name, value, i=i: see(f"layer{i}.{name}", value))
+    return x
+
+
+def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
+    b, s, h = x.shape
+    heads, d = cfg.heads, cfg.head_dim
+
+    def split(t):
+        return t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
+
+    q, k, v = (x @ w.T + bias for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
+    for name, value in (("q", q), ("k", k), ("v", v)):
+        see(name, value)
+    scores = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(d) + additive
+    context = (softmax(scores) @ split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
+    see("context", context)
+    attn = context @ p.o_w.T + p.o_b
+    see("attn.sum", attn + x)
+    a = layer_norm(attn + x, p.ln1_gamma, p.ln1_beta, cfg.layer_norm_eps)
+    see("attn.out", a)
+    see("ffn.in", a)
+    inner = gelu(a @ p.ffn_in_w.T + p.ffn_in_b)
+    see("gelu.out", inner)
+    see("ffn.mid", inner)
+    out = inner @ p.ffn_out_w.T + p.ffn_out_b
+    see("ffn.sum", out + a)
+    y = layer_norm(out + a, p.ln2_gamma, p.ln2_beta, cfg.layer_norm_eps)
+    see("out", y)
+    return y
+
+
+def random_encoder(config: EncoderConfig, seed: int) -> FloatEncoder:
+    """Seeded random weights: embeddings N(0, 0.5), linear weights N(0, 1/fan_in) (so attention
+    scores and GELU inputs spread over a few units, not a near-uniform softmax), biases N(0, 0.02),
+    LayerNorm gamma near 1 and beta near 0."""
+    rng = np.random.default_rng(seed)
+    h, f = config.hidden, config.intermediate
+
+    def linear(n_out, n_in):
+        return rng.normal(0.0, 1.0 / math.sqrt(n_in), (n_out, n_in)), rng.normal(0.0, 0.02, n_out)
+
+    def ln():
+        return 1.0 + rng.normal(0.0, 0.05, h), rng.normal(0.0, 0.05, h)
+
+    layers = []
+    for _ in range(config.layers):
+        (q_w, q_b), (k_w, k_b), (v_w, v_b), (o_w, o_b) = (linear(h, h) for _ in range(4))
+        (i_w, i_b), (f_w, f_b) = linear(f, h), linear(h, f)
+        (g1, b1), (g2, b2) = ln(), ln()
+        layers.append(FloatLayer(q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, g1, b1, i_w, i_b, f_w, f_b, g2, b2))
+    g0, b0 = ln()
+
+    def table(rows):
+        return rng.normal(0.0, 0.5, (rows, h))
+
+    token_type = table(config.type_vocab_size) if config.type_vocab_size else None
+    return FloatEncoder(config, table(config.vocab_size), table(config.max_positions), token_type, g0, b0, layers)
