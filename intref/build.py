@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import DuplicateNameError, SchemaError
+from .errors import DuplicateNameError, SchemaError, TypeMismatchError
 from .graph import Graph, Node, Tensor, ValueInfo
 from .inttypes import IntType, smallest_type
 
@@ -28,14 +28,15 @@ def _type(t) -> IntType:
     return t if isinstance(t, IntType) else IntType.parse(t)
 
 
-def scale_entry(scale) -> dict:
-    """The quantization metadata of one value: ``{"scale": s}`` or ``{"scale": [..], "axis": -1}``."""
+def scale_entry(scale, axis: int = -1) -> dict:
+    """The quantization metadata of one value: ``{"scale": s}``, or ``{"scale": [..], "axis": a}``
+    with one scale per index of axis ``a`` (-1 for activations, 0 for the rows of a weight)."""
     array = np.asarray(scale, dtype=np.float64)
     if array.ndim == 0:
         return {"scale": float(array)}
     if array.ndim != 1:
         raise SchemaError(f"a scale must be a float or a 1-D per-channel list, got shape {array.shape}")
-    return {"scale": [float(v) for v in array], "axis": -1}
+    return {"scale": [float(v) for v in array], "axis": int(axis)}
 
 
 class GraphBuilder:
@@ -52,9 +53,9 @@ class GraphBuilder:
         self._names.add(name)
         return name
 
-    def _record_scale(self, name: str, scale) -> None:
+    def _record_scale(self, name: str, scale, axis: int = -1) -> None:
         if scale is not None:
-            self.quantization[name] = scale_entry(scale)
+            self.quantization[name] = scale_entry(scale, axis)
 
     def input(self, name: str, type, shape: Sequence, *, range=None, scale=None) -> str:
         """Declare a graph input: integer ``type`` (``"int8"`` or an ``IntType``), shape of ints and
@@ -64,27 +65,35 @@ class GraphBuilder:
         self._record_scale(name, scale)
         return name
 
-    def tensor(self, name: str, data: np.ndarray, type=None, *, layout: str = "plain", scale=None) -> str:
-        """Store a constant. ``type`` defaults to the narrowest type holding the data's range for
-        int4 layouts, else to the dtype's own type (int8 data -> int8)."""
+    def tensor(self, name: str, data: np.ndarray, type=None, *, layout: str = "plain", scale=None,
+               scale_axis: int = -1) -> str:
+        """Store a constant. ``type`` defaults to int4 for the ``int4_packed`` layout, else to the
+        dtype's own type (int8 data -> int8). A value outside the type is refused
+        (``TypeMismatchError``), never wrapped. Per-channel ``scale`` runs along ``scale_axis``
+        (0 for the output rows of an ``[N, K]`` weight)."""
         data = np.asarray(data)
         if data.dtype.kind not in "iu":
             raise SchemaError(f"tensor {name!r}: data must be an integer array, got {data.dtype}")
         if type is None:
-            type = IntType(data.dtype.itemsize * 8, data.dtype.kind == "i")
+            type = IntType(4) if layout == "int4_packed" else IntType(data.dtype.itemsize * 8, data.dtype.kind == "i")
         t = _type(type)
-        stored = np.ascontiguousarray(data.astype(t.storage))
+        if data.size and not t.lo <= int(data.min()) <= int(data.max()) <= t.hi:
+            raise TypeMismatchError(f"tensor {name!r}: values in [{int(data.min())}, {int(data.max())}] do not fit "
+                                    f"{t} [{t.lo}, {t.hi}]", node=name)
+        stored = np.ascontiguousarray(data.astype(t.storage))   # exact: every value fits
         stored.setflags(write=False)
         self.tensors.append(Tensor(self._claim(name), t, stored, layout))
-        self._record_scale(name, scale)
+        self._record_scale(name, scale, scale_axis)
         return name
 
     def add(self, op: str, inputs: Sequence[str], out_type, *, name: str, attributes: Optional[dict] = None,
             out_name: Optional[str] = None, scale=None) -> str:
         """Append a node ``name`` running ``op`` on ``inputs``; its one output is ``out_name``
         (default: the node's name) of integer type ``out_type``. Returns the output name."""
-        self._claim(name) if out_name is not None else None
-        output = self._claim(out_name if out_name is not None else name)
+        output = name if out_name is None else out_name
+        if output != name:
+            self._claim(name)
+        self._claim(output)
         info = ValueInfo(output, _type(out_type))
         self.nodes.append(Node(name, op, tuple(inputs), (info,), dict(attributes or {})))
         self._record_scale(output, scale)

@@ -17,12 +17,68 @@ def _selfcheck(args) -> int:
     return main(seed=args.seed)
 
 
+def _inspect(args) -> int:
+    from .bundle import load
+    from .inspect import describe
+    print(describe(load(args.bundle), source=args.bundle))
+    return 0
+
+
+def parse_feeds(items) -> dict:
+    """``NAME=FILE.npy`` pairs to arrays (``allow_pickle=False``); errors name the feed and file."""
+    import numpy as np
+
+    from .errors import FeedError
+    feeds = {}
+    for item in items or ():
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise FeedError(f"--feed {item!r}: expected NAME=FILE.npy")
+        if name in feeds:
+            raise FeedError(f"--feed {name!r} given twice")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FeedError(f"--feed {name}={path}: cannot read a .npy array: {exc}") from None
+    return feeds
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .bundle import load
+    from .interpreter import run
+    graph = load(args.bundle)
+    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, array in results.items():
+        np.save(out / f"{name}.npy", array, allow_pickle=False)
+    print(f"wrote {len(results)} array(s) to {out}: {', '.join(sorted(results)) if len(results) <= 8 else ''}".rstrip(": "))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("selfcheck", help="verify every kernel against its scalar spec on this machine")
     p.add_argument("--seed", type=int, default=2021)
     p.set_defaults(func=_selfcheck)
+
+    p = sub.add_parser("inspect", help="describe a bundle: inputs, outputs, ops, parameters, bit widths, variant")
+    p.add_argument("bundle")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
+    p.add_argument("bundle")
+    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
+    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
+    p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
+    p.set_defaults(func=_run)
     return parser
 
 

@@ -11,7 +11,8 @@ and analysed once, at construction:
    shape and worst-case range of every output (range analysis);
 5. declared output shapes must equal the inferred ones; a declared type narrower than the
    worst-case range is legal (hardware may use narrow accumulators) and is listed in
-   ``graph.may_overflow``: the run's overflow policy decides what happens if it really does.
+   ``graph.may_overflow``: the run's overflow policy decides what happens if it really does, and
+   since ``wrap`` may give any value of the type, the value's range becomes the whole type.
 
 Every defect raises a specific ``GraphError`` subclass naming the node or value.
 """
@@ -26,8 +27,8 @@ from typing import Mapping, Optional, Tuple
 import numpy as np
 
 from .errors import (ArgumentError, AttributeError_, CycleError, DuplicateNameError, GraphError,
-                     MissingValueError, RangeAnalysisError, RangeError, SchemaError, ShapeMismatchError,
-                     TypeMismatchError, UnknownOpError, UnusedValueError)
+                     MissingValueError, RangeAnalysisError, RangeError, SchemaError, ShapeError,
+                     ShapeMismatchError, TypeMismatchError, UnknownOpError, UnusedValueError)
 from .inttypes import IntType
 from .ops import REGISTRY
 from .ops.base import Context, Prepared, Shape, Value
@@ -89,6 +90,7 @@ class Graph:
     def __init__(self, *, name: str, inputs, outputs, nodes, tensors=(), symbols=None, quantization=None,
                  metadata=None, producer=None):
         self.name = name
+        tensors = tuple(tensors)
         self.symbols: Mapping[str, int] = MappingProxyType(dict(symbols or {}))
         self.inputs: Tuple[ValueInfo, ...] = tuple(inputs)
         self.outputs: Tuple[str, ...] = tuple(outputs)
@@ -96,7 +98,7 @@ class Graph:
         self.quantization = MappingProxyType(dict(quantization or {}))
         self.metadata = MappingProxyType(dict(metadata or {}))
         self.producer = MappingProxyType(dict(producer or {}))
-        if len(self.tensors) != len(tuple(tensors)):
+        if len(self.tensors) != len(tensors):
             raise DuplicateNameError("two tensors share a name")
         self.steps, self.values, self.may_overflow = _analyse(self, tuple(nodes))
 
@@ -117,16 +119,20 @@ def _analyse(graph: Graph, nodes: Tuple[Node, ...]):
         values[info.name] = Value(info.name, info.type, tuple(info.shape), lo, hi)
     for t in graph.tensors.values():
         lo, hi = (int(t.data.min()), int(t.data.max())) if t.data.size else (0, 0)
+        if t.data.dtype != t.type.storage or not t.type.lo <= lo <= hi <= t.type.hi:
+            raise TypeMismatchError(f"tensor {t.name!r} of type {t.type} holds {t.data.dtype} values in "
+                                    f"[{lo}, {hi}]; expected {t.type.storage} values in [{t.type.lo}, {t.type.hi}]",
+                                    node=t.name)
         values[t.name] = Value(t.name, t.type, t.shape, lo, hi, data=t.data)
     steps, may_overflow = [], []
     for node in ordered:
         step, outs = _prepare_node(node, values, graph.symbols)
         for info, value in outs:
-            result_lo, result_hi = value.lo, value.hi
-            if result_lo < info.type.lo or result_hi > info.type.hi:
+            lo, hi = value.lo, value.hi
+            if lo < info.type.lo or hi > info.type.hi:  # the run's policy decides; wrap may give any value
                 may_overflow.append(info.name)
-            values[info.name] = Value(info.name, info.type, value.shape, max(result_lo, info.type.lo),
-                                      min(result_hi, info.type.hi))
+                lo, hi = info.type.lo, info.type.hi
+            values[info.name] = Value(info.name, info.type, value.shape, lo, hi)
         steps.append(step)
     return tuple(steps), MappingProxyType(values), tuple(may_overflow)
 
@@ -149,6 +155,8 @@ def _prepare_node(node: Node, values, symbols):
         prepared = op.prepare(ctx, dict(attrs), inputs, tuple(o.type for o in node.outputs))
     except RangeError as exc:  # a kernel's params refused the ranges (int64 safety): name the node
         raise RangeAnalysisError(str(exc), node=node.name) from exc
+    except ShapeError as exc:  # e.g. a per-channel attribute whose length is not the channel count
+        raise ShapeMismatchError(str(exc), node=node.name) from exc
     except ArgumentError as exc:
         raise AttributeError_(str(exc), node=node.name) from exc
     outs = []
@@ -180,6 +188,8 @@ def _check_names(graph: Graph, nodes) -> None:
             if isinstance(d, str) and d not in graph.symbols:
                 raise SchemaError(f"graph input {info.name!r}: dimension {d!r} is not a declared symbol "
                                   f"(declared: {sorted(graph.symbols)})")
+            if not isinstance(d, str) and (isinstance(d, bool) or not isinstance(d, int) or d < 0):
+                raise SchemaError(f"graph input {info.name!r}: dimension {d!r} is not a size >= 0 or a symbol")
         if info.range is not None and not info.type.lo <= info.range[0] <= info.range[1] <= info.type.hi:
             raise TypeMismatchError(f"graph input {info.name!r}: range {list(info.range)} is not within "
                                     f"{info.type} [{info.type.lo}, {info.type.hi}]", node=info.name)
@@ -211,16 +221,14 @@ def _topological_order(graph: Graph, nodes) -> Tuple[Node, ...]:
             if name not in available and name not in producer:
                 raise MissingValueError(f"input {name!r} is not a graph input, tensor or node output", node=node.name)
     ordered, done, pending = [], set(available), list(nodes)
-    while pending:
-        ready = [n for n in pending if all(i in done for i in n.inputs)]
-        if not ready:
+    while pending:  # always the first ready node in file order: a legal file order is kept as it is
+        index = next((i for i, n in enumerate(pending) if all(name in done for name in n.inputs)), None)
+        if index is None:
             raise CycleError(f"nodes form a cycle (e.g. through {pending[0].name!r}, which waits for "
                              f"{[i for i in pending[0].inputs if i not in done]})", node=pending[0].name)
-        ready_names = {n.name for n in ready}
-        for node in ready:
-            ordered.append(node)
-            done.update(info.name for info in node.outputs)
-        pending = [n for n in pending if n.name not in ready_names]
+        node = pending.pop(index)
+        ordered.append(node)
+        done.update(info.name for info in node.outputs)
     return tuple(ordered)
 
 
@@ -240,11 +248,17 @@ def _check_use(graph: Graph, ordered) -> None:
 def dequantize(graph: Graph, name: str, array: np.ndarray) -> np.ndarray:
     """Real values of ``array`` (value ``name`` of ``graph``) for people: ``array * scale``.
 
-    The scale comes from the graph's quantization metadata (per tensor, or per channel of the
-    last axis). This is the one place a float touches a runtime value, and it is never fed back.
+    The scale comes from the graph's quantization metadata (per tensor, or per channel along the
+    entry's ``axis``, default the last). This is the one place a float touches a runtime value,
+    and it is never fed back.
     """
     entry = graph.quantization.get(name)
     if entry is None:
         raise MissingValueError(f"value {name!r} has no scale in the graph's quantization metadata", node=name)
+    real = np.asarray(array).astype(np.float64)
     scale = np.asarray(entry["scale"], dtype=np.float64)
-    return np.asarray(array).astype(np.float64) * scale
+    if scale.ndim:
+        shape = [1] * real.ndim
+        shape[entry.get("axis", -1)] = scale.size
+        scale = scale.reshape(shape)
+    return real * scale

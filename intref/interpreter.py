@@ -82,9 +82,9 @@ def _check_feed(info: ValueInfo, array, bindings: dict, symbols) -> np.ndarray:
             bound = bindings.setdefault(dim, size)
             if bound != size:
                 raise FeedError(f"{where}: axis {axis} ({dim!r}) has size {size} but {dim!r} = {bound} elsewhere")
-            if size > symbols[dim]:
-                raise FeedError(f"{where}: axis {axis} ({dim!r}) has size {size}, above the graph's maximum "
-                                f"{symbols[dim]}")
+            if not 1 <= size <= symbols[dim]:  # the analysis assumes 1 <= size <= the declared maximum
+                raise FeedError(f"{where}: axis {axis} ({dim!r}) has size {size}, "
+                                + (f"above the graph's maximum {symbols[dim]}" if size else "but a symbol is >= 1"))
         elif dim != size:
             raise FeedError(f"{where}: axis {axis} has size {size}, expected {dim}")
     lo, hi = info.range if info.range is not None else (info.type.lo, info.type.hi)

@@ -73,6 +73,9 @@ def mul_shift_round(x: np.ndarray, m: np.ndarray, s: np.ndarray, rounding: str) 
     For ``s >= 96`` the result equals the one for ``s = 96`` because ``U <= 2**94 < 2**95``.
     """
     x, m, s = np.broadcast_arrays(np.asarray(x, np.int64), np.asarray(m, np.int64), np.asarray(s, np.int64))
+    if x.ndim == 0:  # NumPy scalars warn on uint64 wraparound (which is intended here): use 1-d
+        return RoundedProduct(*(part.reshape(()) for part in mul_shift_round(x.reshape(1), m.reshape(1),
+                                                                              s.reshape(1), rounding)))
     s = np.minimum(s, 96).astype(_U64)
     negative = (x < 0) != (m < 0)
     ux, um = abs_u64(x), abs_u64(m)

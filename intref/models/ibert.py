@@ -71,7 +71,7 @@ class _Encoder:
         ``bias_scale`` (the reference's believed input scale) sets the bias grid when it differs."""
         w_int, w_scale = self.d.linear_weight(weight)
         acc_scale = w_scale * x_scale
-        weight_name = self.b.tensor(f"{name}.weight", w_int, "int8", scale=w_scale)
+        weight_name = self.b.tensor(f"{name}.weight", w_int, "int8", scale=w_scale, scale_axis=0)
         if bias_scale is None:
             bias_name = self.b.tensor(f"{name}.bias", self.d.bias(bias, acc_scale), "int32", scale=acc_scale)
             return self.b.add("Linear", [x, weight_name, bias_name], "int32", name=name, scale=acc_scale), acc_scale

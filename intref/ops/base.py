@@ -212,10 +212,11 @@ def channel_count(node: str, what: str, value: Value) -> int:
 
 
 def per_channel(node: str, key: str, value, channels: int):
-    """An ``int_or_ints`` attribute as an int or a tuple of exactly ``channels`` ints."""
+    """An ``int_or_ints`` attribute as an int or a tuple of exactly ``channels`` ints (another length
+    does not fit the input's last axis: ``ShapeMismatchError``)."""
     if isinstance(value, tuple) and len(value) not in (1, channels):
-        raise AttributeError_(f"attribute {key!r} has {len(value)} values; expected 1 or {channels} "
-                              f"(one per channel of the last axis)", node=node)
+        raise ShapeMismatchError(f"attribute {key!r} has {len(value)} values; expected 1 or {channels} "
+                                 f"(one per channel of the last axis)", node=node)
     if isinstance(value, tuple) and len(value) == 1:
         return value[0]
     return value

@@ -18,7 +18,8 @@ class IGelu(Op):
 
     name = "IGelu"
     inputs = ("x",)
-    attributes = {"b_int": Attr("int_or_ints"), "c_int": Attr("int_or_ints"), "shift_int": Attr("int_or_ints"),
+    attributes = {"b_int": Attr("int_or_ints", hi=0, doc="<= 0: -b_int is the clip point of |x|"),
+                  "c_int": Attr("int_or_ints"), "shift_int": Attr("int_or_ints"),
                   "guard_shift": Attr("int", 14, lo=0, hi=62)}
 
     def prepare(self, ctx, attrs, inputs, out_types):

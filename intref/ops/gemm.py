@@ -85,9 +85,9 @@ class MatMul(Op):
             ctx.fail(ShapeMismatchError, f"a's last axis {k} does not match b's contracted axis {b_shape[-2]}")
         batch = broadcast_dims(ctx.node, a.shape[:-2], b_shape[:-2])
         corners = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
-        k_max = ctx.dim_max(k)
-        lo = min(corners) * (k_max if min(corners) < 0 else 1)
-        hi = max(corners) * (k_max if max(corners) > 0 else 1)
+        k_min, k_max = (k if isinstance(k, int) else 1), ctx.dim_max(k)   # a symbol is 1..its maximum
+        lo = min(min(corners) * k_min, min(corners) * k_max)               # K products, each in the corners
+        hi = max(max(corners) * k_min, max(corners) * k_max)
         if max(abs(lo), abs(hi)) >= _SAFE:
             ctx.fail(RangeAnalysisError, f"a sum of up to {k_max} products in [{min(corners)}, {max(corners)}] "
                                          f"could leave int64")

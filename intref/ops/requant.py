@@ -8,6 +8,8 @@ the low bits). The run's overflow policy never sees their outputs leave the type
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.requant import add_requantized, requantize
 from ..spec import requant as spec
@@ -24,6 +26,11 @@ def _out_type(ctx, out_types):
     if out_types[0].bits > 32:
         ctx.fail(TypeMismatchError, f"requantized output type {out_types[0]} is wider than 32 bits")
     return out_types[0]
+
+
+def _as_kernel_input(array):
+    """uint33..uint63 values are stored as uint64, which the kernels refuse; every one fits int64."""
+    return array.astype(np.int64) if array.dtype == np.uint64 else array
 
 
 def _channel_list(value, channels):
@@ -58,7 +65,7 @@ class Requantize(Op):
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
 
         def run(x_array):
-            return (requantize(x_array, m, s, **options),)
+            return (requantize(_as_kernel_input(x_array), m, s, **options),)
 
         return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run)
 
@@ -102,6 +109,7 @@ class ResidualAdd(Op):
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
 
         def run(a_array, b_array):
-            return (add_requantized(a_array, b_array, *consts["a"], *consts["b"], **options),)
+            return (add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
+                                    *consts["b"], **options),)
 
         return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run)

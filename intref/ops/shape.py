@@ -1,8 +1,9 @@
 """Data-movement ops: Reshape, Transpose, SplitHeads, MergeHeads, Slice, Gather.
 
 They move integers without changing them: the output type must equal the input type and the
-worst-case range passes through. Symbolic dimensions (``seq``) are tracked through each op; a
-reshape may regroup concrete dimensions but keeps every symbol as it is.
+worst-case range passes through. Each returns a new array (a copy, never a view of its input).
+Symbolic dimensions (``seq``) are tracked through each op; a reshape may regroup concrete
+dimensions but keeps every symbol as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _same_type(ctx, x, out_types):
 
 def _axis(ctx, axis: int, rank: int) -> int:
     if not -rank <= axis < rank:
-        ctx.fail(AttributeError_, f"axis {axis} is outside a rank-{rank} input")
+        ctx.fail(ShapeMismatchError, f"axis {axis} is outside a rank-{rank} input")
     return axis % rank
 
 
@@ -55,7 +56,7 @@ class Reshape(Op):
 
         def run(array):
             sizes = [array.shape[axis_of[d]] if isinstance(d, str) else d for d in target]
-            return (array.reshape(sizes),)
+            return (array.reshape(sizes).copy(),)
 
         return Prepared((Result(tuple(target), x.lo, x.hi),), run)
 
@@ -72,9 +73,9 @@ class Transpose(Op):
         _same_type(ctx, x, out_types)
         perm = attrs["perm"]
         if sorted(perm) != list(range(x.rank)):
-            ctx.fail(AttributeError_, f"perm {list(perm)} is not a permutation of the {x.rank} input axes")
+            ctx.fail(ShapeMismatchError, f"perm {list(perm)} is not a permutation of the {x.rank} input axes")
         return Prepared((Result(tuple(x.shape[p] for p in perm), x.lo, x.hi),),
-                        lambda array: (np.ascontiguousarray(array.transpose(perm)),))
+                        lambda array: (array.transpose(perm).copy(),))
 
 
 class SplitHeads(Op):
@@ -95,7 +96,7 @@ class SplitHeads(Op):
 
         def run(array):
             split = array.reshape(array.shape[:-1] + (heads, width // heads))
-            return (np.ascontiguousarray(np.swapaxes(split, -2, -3)),)
+            return (np.swapaxes(split, -2, -3).copy(),)
 
         return Prepared((Result(shape, x.lo, x.hi),), run)
 
@@ -116,8 +117,8 @@ class MergeHeads(Op):
         shape = x.shape[:-3] + (x.shape[-2], heads * depth)
 
         def run(array):
-            swapped = np.swapaxes(array, -2, -3)
-            return (np.ascontiguousarray(swapped).reshape(swapped.shape[:-2] + (heads * depth,)),)
+            swapped = np.swapaxes(array, -2, -3).copy()
+            return (swapped.reshape(swapped.shape[:-2] + (heads * depth,)),)
 
         return Prepared((Result(shape, x.lo, x.hi),), run)
 
@@ -146,7 +147,7 @@ class Slice(Op):
         _index_bound(ctx, x, axis, end)
         shape = x.shape[:axis] + (end - start,) + x.shape[axis + 1:]
         index = (slice(None),) * axis + (slice(start, end),)
-        return Prepared((Result(shape, x.lo, x.hi),), lambda array: (np.ascontiguousarray(array[index]),))
+        return Prepared((Result(shape, x.lo, x.hi),), lambda array: (array[index].copy(),))
 
 
 class Gather(Op):
@@ -163,4 +164,4 @@ class Gather(Op):
         _index_bound(ctx, x, axis, attrs["index"] + 1)
         shape = x.shape[:axis] + x.shape[axis + 1:]
         index = (slice(None),) * axis + (attrs["index"],)
-        return Prepared((Result(shape, x.lo, x.hi),), lambda array: (np.ascontiguousarray(array[index]),))
+        return Prepared((Result(shape, x.lo, x.hi),), lambda array: (np.array(array[index]),))  # 0-d stays an array

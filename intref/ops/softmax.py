@@ -1,17 +1,19 @@
 """Attention softmax ops: ``ISoftmax`` (with an additive integer mask and an optional causal mask)
 and ``PaddingMask`` (a 0/1 attention mask to an additive one).
 
-Masking is integer and saturating: the mask is added to the scores and the sum is clamped to the
-scores' declared type, so a masked score sits at (or near) the type's minimum. The kernel then
-clamps ``x - max`` at ``exp_clamp * x0_int``, which is where I-BERT's float ``-10000`` mask lands
-too. A row whose every entry is masked is therefore uniform, as in the reference.
+Masking is integer and saturating: a mask value at or below the scores' type minimum (PaddingMask's
+``fill``, -2**31 by default) masks its score, which becomes that minimum whatever it was; any other
+mask value is added to the score and the sum clamped to the scores' type (an additive bias). The
+kernel then clamps ``x - max`` at ``exp_clamp * x0_int``, which is where I-BERT's float mask lands
+too, so a masked key gets (next to) nothing and a row whose every entry is masked is uniform.
+(Adding ``fill`` instead would leave a masked score at ``min + score``: not masked for large scores.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..errors import AttributeError_, RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.softmax import i_softmax
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type
@@ -42,6 +44,9 @@ class ISoftmax(Op):
                 ctx.fail(ShapeMismatchError, f"mask {list(mask.shape)} must broadcast to the scores {list(x.shape)}")
         if attrs["causal"]:
             require_rank(ctx.node, "scores", x, 2)
+        if attrs["output_max"] > 1 << attrs["output_bits"]:
+            ctx.fail(AttributeError_, f"output_max {attrs['output_max']} is above 2**output_bits = "
+                                      f"{1 << attrs['output_bits']}")
         params = SoftmaxParams(**{k: v for k, v in attrs.items() if k != "causal"}, input_bits=x.type.bits)
         longest, row = params.max_row_length(), ctx.dim_max(x.shape[-1])
         if longest is not None and row > longest:
@@ -55,7 +60,8 @@ class ISoftmax(Op):
         def run(x_array, mask_array=None):
             scores = x_array.astype(np.int64)
             if mask_array is not None:
-                scores = np.clip(scores + mask_array.astype(np.int64), lo, hi)
+                mask64 = mask_array.astype(np.int64)
+                scores = np.where(mask64 <= lo, np.int64(lo), np.clip(scores + mask64, lo, hi))
             if causal:
                 queries, keys = scores.shape[-2:]
                 future = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries)

@@ -70,7 +70,8 @@ class Direct:
             return x.reshape(b, s, heads, width // heads).transpose(0, 2, 1, 3)
 
         q, k, v = (split(self.requant(self.linear(h, f"{name}.{p}.linear"), f"{name}.{p}")) for p in "qkv")
-        scores = np.clip(kernels.matmul(q, k.transpose(0, 1, 3, 2)) + additive, -(1 << 31), (1 << 31) - 1)
+        scores = kernels.matmul(q, k.transpose(0, 1, 3, 2))
+        scores = np.where(additive <= -(1 << 31), -(1 << 31), scores + additive)  # a masked key's score is the minimum
         at = self.a(f"{name}.probs")
         sm = SoftmaxParams(**{key: at[key] for key in ("x0_int", "b_int", "c_int", "exp_clamp", "exp_multiplier",
                                                         "exp_shift", "exp_bits", "exp_rounding", "output_bits",
