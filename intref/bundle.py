@@ -72,6 +72,18 @@ def save(graph: Graph, path, *, fmt=None) -> None:
     fmt = ("zip" if path.endswith(".zip") else "dir") if fmt is None else fmt
     if fmt not in ("dir", "zip"):
         raise BundleFormatError(f"fmt={fmt!r} is not 'dir' or 'zip'")
+    text, members = _serialize(graph)
+    (_write_zip if fmt == "zip" else _write_directory)(path, text, members)
+
+
+def graph_sha256(graph: Graph) -> str:
+    """sha256 of the graph's canonical graph.json, as ``save`` writes it. It lists every tensor
+    file's sha256, so it identifies the whole bundle, directory or zip alike."""
+    return hashlib.sha256(_serialize(graph)[0]).hexdigest()
+
+
+def _serialize(graph: Graph):
+    """``(graph.json bytes, [(file, array), ...])``, checked against the loader's own rules."""
     tensors = list(graph.tensors.values())
     files = tensor_file_names([t.name for t in tensors])
     members = [(files[t.name], file_array(t, files[t.name])) for t in tensors]
@@ -83,8 +95,7 @@ def save(graph: Graph, path, *, fmt=None) -> None:
     document = graph_document(graph, files, hashes)
     parsed = parse_document(document)   # never write what load would refuse
     check_quantization_shapes(parsed.quantization, graph.values)
-    text = dumps_canonical(document)
-    (_write_zip if fmt == "zip" else _write_directory)(path, text, members)
+    return dumps_canonical(document), members
 
 
 # --- writing -----------------------------------------------------------------------------------------

@@ -60,6 +60,34 @@ def _run(args) -> int:
     return 0
 
 
+def _layout(args):
+    from .golden import GoldenError
+    from .vectors import Layout
+    tile = None
+    if args.tile:
+        try:
+            tm, tn = (int(v) for v in args.tile.lower().split("x"))
+        except ValueError:
+            raise GoldenError(f"--tile {args.tile!r}: expected MxN, e.g. 16x16") from None
+        tile = (tm, tn)
+    return Layout(lanes=args.lanes, lane_order=args.lane_order, tile=tile, int4_packed=args.int4_packed)
+
+
+def _golden(args) -> int:
+    import os
+
+    from .bundle import load
+    from .golden import write_golden
+    graph = load(args.bundle)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bundle_path = os.path.relpath(os.path.abspath(args.bundle), os.path.abspath(args.out))
+    manifest = write_golden(graph, parse_feeds(args.feed), args.out, formats=formats, layout=_layout(args),
+                            nodes=args.nodes, overflow=args.overflow, bundle_path=bundle_path)
+    print(f"wrote {len(manifest['tensors'])} tensors of {len(manifest['nodes'])} nodes "
+          f"({', '.join(formats)}) to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("golden", help="write every node's inputs and outputs as golden vectors + manifest.json")
+    p.add_argument("bundle")
+    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty directory")
+    p.add_argument("--format", default="npy,hex,mem,bin", help="comma-separated: npy, hex, mem, bin")
+    p.add_argument("--nodes", nargs="+", metavar="NAME", help="only these nodes (glob patterns allowed)")
+    p.add_argument("--lanes", type=int, default=1, help="elements per hex/mem line (16 int8 = a 128-bit word)")
+    p.add_argument("--lane-order", choices=("lsb_first", "msb_first"), default="lsb_first")
+    p.add_argument("--tile", metavar="MxN", help="write the last two axes in MxN tiles")
+    p.add_argument("--int4-packed", action="store_true", help=".bin: two int4 values per byte, low nibble first")
+    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
+    p.set_defaults(func=_golden)
     return parser
 
 
