@@ -85,7 +85,7 @@ def draw_array(draw, shape: tuple, dtype, element_for_channel) -> np.ndarray:
 
 def requantize_cases(*, dtypes=None, shapes=None, roundings=ROUNDING_MODES, per_channel=None,
                      overflows=("saturate", "wrap"), bits=None, signed=None,
-                     multiplier_range=(-(1 << 31), 1 << 31), shift_range=(0, 63)) -> st.SearchStrategy:
+                     multiplier_range=(-(1 << 31), 1 << 31), shift_range=(0, 127)) -> st.SearchStrategy:
     """Legal ``requantize`` arguments: ``dict(x, multiplier, shift, rounding, bits, signed, overflow)``.
 
     ``x``: ndarray of one of ``dtypes`` (default every integer dtype but uint64) and a shape from
@@ -95,7 +95,7 @@ def requantize_cases(*, dtypes=None, shapes=None, roundings=ROUNDING_MODES, per_
     ``roundings``, ``overflow`` from ``overflows`` (``"check"`` is allowed: then ``x`` is drawn so
     that no result leaves the output type, and the kernel never raises), ``bits`` 1..32 (or an int /
     sequence), ``signed`` (or a bool). ``multiplier_range``/``shift_range`` narrow the parameters to a
-    port's own contract (inclusive bounds inside ``[-2**31, 2**31]`` and ``[0, 63]``).
+    port's own contract (inclusive bounds inside ``[-2**31, 2**31]`` and ``[0, 127]``).
 
     Edges: x at the dtype's extremes, 0, +-1; exact ties ``x * m = (2k + 1) * 2**(s-1)`` and their
     neighbours, double_round's thresholds ``2**(s-1) +- 2**30`` (when ``s > 31``), results at the
@@ -108,7 +108,7 @@ def requantize_cases(*, dtypes=None, shapes=None, roundings=ROUNDING_MODES, per_
     dtypes = as_dtypes("dtypes", dtypes, INPUT_DTYPES)
     m_lo, m_hi = (int(v) for v in multiplier_range)
     s_lo, s_hi = (int(v) for v in shift_range)
-    if not (-(1 << 31) <= m_lo <= m_hi <= 1 << 31 and 0 <= s_lo <= s_hi <= 63):
+    if not (-(1 << 31) <= m_lo <= m_hi <= 1 << 31 and 0 <= s_lo <= s_hi <= 127):
         raise ValueError(f"multiplier_range {multiplier_range} or shift_range {shift_range} is empty or illegal")
     shapes = shapes_strategy(shapes, min_dims=1 if per_channel else 0)
     bits_st = (st.sampled_from(bits_choices) if bits_choices else

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _checks
 from ..errors import OverflowCheckError, ShapeError, format_index
 from ..inttypes import IntType
-from ..spec.requant import OVERFLOW_MODES
+from ..spec.requant import MAX_SHIFT, OVERFLOW_MODES
 from ..spec.rounding import ROUNDING_MODES
 from .rounding import MAGNITUDE_CAP, mul_shift_round
 
@@ -30,7 +30,7 @@ def requantize(x, multiplier, shift, *, rounding: str = "half_even", bits: int =
     Arguments:
       x           integer array (any dtype up to int64; uint64 is refused).
       multiplier  int or int array of shape ``()``/``(C,)``, ``|multiplier| <= 2**31``.
-      shift       int or int array of shape ``()``/``(C,)``, ``0 <= shift <= 63``.
+      shift       int or int array of shape ``()``/``(C,)``, ``0 <= shift <= 127``.
       rounding    ``half_even`` | ``half_up`` | ``double_round`` | ``half_away`` | ``floor``
                   (see ``intref.spec.rounding``).
       bits        output width, 1..32; ``signed`` picks ``int<bits>`` or ``uint<bits>``.
@@ -46,7 +46,7 @@ def requantize(x, multiplier, shift, *, rounding: str = "half_even", bits: int =
     x = _checks.int_array(_WHERE, "x", x)
     channels = x.shape[-1] if x.ndim else 1
     m = _checks.channel_param(_WHERE, "multiplier", multiplier, channels, -(1 << 31), 1 << 31)
-    s = _checks.channel_param(_WHERE, "shift", shift, channels, 0, 63)
+    s = _checks.channel_param(_WHERE, "shift", shift, channels, 0, MAX_SHIFT)
 
     rounded = mul_shift_round(x.astype(np.int64, copy=False), m, s, rounding)
     if overflow == "wrap":  # the capped magnitude cannot be wrapped; the exact low 64 bits can
@@ -77,7 +77,7 @@ def add_requantized(a, b, multiplier_a, shift_a, multiplier_b, shift_b, *, round
     total = np.zeros(shape, dtype=np.int64)
     for name, x, m, s in (("a", a, multiplier_a, shift_a), ("b", b, multiplier_b, shift_b)):
         m = _checks.channel_param(where, f"multiplier_{name}", m, channels, -(1 << 31), 1 << 31)
-        s = _checks.channel_param(where, f"shift_{name}", s, channels, 0, 63)
+        s = _checks.channel_param(where, f"shift_{name}", s, channels, 0, MAX_SHIFT)
         branch = mul_shift_round(np.broadcast_to(x, shape).astype(np.int64), m, s, rounding)
         _checks.require_range(where, f"rounded {name}", branch.magnitude, 0, MAGNITUDE_CAP - 1,
                               "each requantized branch must stay below 2**62")

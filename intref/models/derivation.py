@@ -9,6 +9,8 @@ methods whose arithmetic differs; the graph wiring (``intref.models.ibert``) sta
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..quant import dyadic, prepare_gelu, prepare_layernorm, prepare_softmax, quantize_symmetric
@@ -42,6 +44,15 @@ class Derivation:
         """int32 bias at the accumulator's per-channel scale: ``round(b / scale)``, clamped."""
         q = np.rint(np.asarray(b, np.float64) / scale)
         return np.clip(q, -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
+
+    def scale_product(self, a, b):
+        """The scale of a product of two scaled integers (a GEMM accumulator): ``a * b``."""
+        return np.asarray(a, np.float64) * np.asarray(b, np.float64)
+
+    def score_scale(self, s_q: float, s_k: float, head_dim: int) -> float:
+        """The attention scores' scale: ``s_q * s_k / sqrt(head_dim)`` (the scores are divided by
+        sqrt(d) in real terms; the integers ``q . k`` stay as they are)."""
+        return float(s_q) * float(s_k) / math.sqrt(head_dim)
 
     def ratio(self, real):
         """Dyadic ``(multiplier, shift)`` of a real ratio (per tensor or per channel)."""

@@ -70,12 +70,12 @@ class _Encoder:
         """Linear with int8 per-channel weights; returns (accumulator, its per-channel scale).
         ``bias_scale`` (the reference's believed input scale) sets the bias grid when it differs."""
         w_int, w_scale = self.d.linear_weight(weight)
-        acc_scale = w_scale * x_scale
+        acc_scale = self.d.scale_product(w_scale, x_scale)
         weight_name = self.b.tensor(f"{name}.weight", w_int, "int8", scale=w_scale, scale_axis=0)
         if bias_scale is None:
             bias_name = self.b.tensor(f"{name}.bias", self.d.bias(bias, acc_scale), "int32", scale=acc_scale)
             return self.b.add("Linear", [x, weight_name, bias_name], "int32", name=name, scale=acc_scale), acc_scale
-        believed = w_scale * bias_scale
+        believed = self.d.scale_product(w_scale, bias_scale)
         acc = self.b.add("Linear", [x, weight_name], "int32", name=name, scale=acc_scale)
         bias_name = self.b.tensor(f"{name}.bias", self.d.bias(bias, believed), "int32", scale=believed)
         # reference: rint(acc * s_x / s_believed + b): the ratio applied to the exact accumulator
@@ -150,7 +150,7 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
         heads[part] = b.add("SplitHeads", [q8], "int8", name=f"{name}.{part}.heads", attributes={"heads": cfg.heads})
     scores = b.add("MatMul", [heads["q"], heads["k"]], "int32", name=f"{name}.scores",
                    attributes={"transpose_b": True})
-    score_scale = sc[f"{name}.q"] * sc[f"{name}.k"] / math.sqrt(cfg.head_dim)
+    score_scale = enc.d.score_scale(sc[f"{name}.q"], sc[f"{name}.k"], cfg.head_dim)
     sm = enc.d.softmax(score_scale, 32, enc.w.softmax_output_max, enc.w.exp_ratios.get(name))
     probs = b.add("ISoftmax", [scores, mask], f"uint{sm.output_max.bit_length()}", name=f"{name}.probs",
                   scale=sm.out_scale, attributes={k: getattr(sm, k) for k in (
@@ -159,7 +159,7 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
     context = b.add("MatMul", [probs, heads["v"]], "int32", name=f"{name}.context.heads")
     merged = b.add("MergeHeads", [context], "int32", name=f"{name}.context.merged")
     s_ctx = sc[f"{name}.context"]
-    ctx8 = enc.requant(merged, sc[f"{name}.v"] * sm.out_scale / s_ctx, "int8", f"{name}.context", s_ctx)
+    ctx8 = enc.requant(merged, enc.d.scale_product(sc[f"{name}.v"], sm.out_scale) / s_ctx, "int8", f"{name}.context", s_ctx)
     attn, attn_scale = enc.linear(ctx8, s_ctx, p.o_w, p.o_b, f"{name}.attn.linear")
     residual, residual_scale = h, believed
     if stale:  # the reference re-grids the residual onto the believed scale: rint(h * s_in / s_h0)

@@ -13,11 +13,12 @@ import numpy as np
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.requant import add_requantized, requantize
 from ..spec import requant as spec
+from ..spec.requant import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
 from .base import Attr, Op, Prepared, Result, broadcast_dims, channel_count, per_channel, require_type
 
 MULTIPLIER = dict(lo=-(1 << 31), hi=1 << 31)
-SHIFT = dict(lo=0, hi=63)
+SHIFT = dict(lo=0, hi=MAX_SHIFT)
 ROUNDING = Attr("str", "half_even", choices=ROUNDING_MODES, doc="rounding dialect (intref.spec.rounding)")
 OVERFLOW = Attr("str", "saturate", choices=("saturate", "wrap"), doc="how the result fits the output type")
 

@@ -6,7 +6,8 @@ REQUIRE  x is an int64 value: -2**63 <= x < 2**63
 REQUIRE  |multiplier| <= 2**31 (a 31-bit mantissa, 2**31 itself included: I-BERT's
          ``batch_frexp`` can round a mantissa up to exactly 2**31; negative multipliers carry
          negative scales such as I-BERT's GELU output scale)
-REQUIRE  0 <= shift <= 63
+REQUIRE  0 <= shift <= 127 (a product below 2**95 shifted by 96 or more rounds to 0 or -1; the
+         range reaches tiny ratios such as I-BERT's GELU output scale over an int8 scale)
 REQUIRE  1 <= bits <= 32 (the output type ``int<bits>`` or ``uint<bits>``)
 
 The product ``x * multiplier`` needs up to 95 bits; it is formed exactly (Python ints here,
@@ -19,6 +20,7 @@ from ..inttypes import IntType
 from .rounding import ROUNDING_MODES, rshift_round
 
 OVERFLOW_MODES = ("saturate", "wrap", "check")
+MAX_SHIFT = 127
 
 
 class RequantizeOverflow(ArithmeticError):
@@ -40,8 +42,8 @@ def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_eve
         raise ValueError(f"x={x} is not an int64 value")
     if abs(multiplier) > (1 << 31):
         raise ValueError(f"|multiplier|={abs(multiplier)} exceeds 2**31")
-    if not 0 <= shift <= 63:
-        raise ValueError(f"shift={shift} is outside 0..63")
+    if not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"shift={shift} is outside 0..{MAX_SHIFT}")
     _require_options(rounding, bits, overflow)
     return fit(rshift_round(x * multiplier, shift, rounding), bits, signed, overflow)
 
@@ -67,7 +69,7 @@ def add_requantized(a: int, b: int, multiplier_a: int, shift_a: int, multiplier_
     _require_options(rounding, bits, overflow)
     total = 0
     for x, m, s in ((a, multiplier_a, shift_a), (b, multiplier_b, shift_b)):
-        if not -(1 << 63) <= x < (1 << 63) or abs(m) > (1 << 31) or not 0 <= s <= 63:
+        if not -(1 << 63) <= x < (1 << 63) or abs(m) > (1 << 31) or not 0 <= s <= MAX_SHIFT:
             raise ValueError(f"branch ({x}, {m}, {s}) breaks a REQUIRE of requantize")
         total += rshift_round(x * m, s, rounding)
     return fit(total, bits, signed, overflow)
