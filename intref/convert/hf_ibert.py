@@ -27,7 +27,6 @@ from typing import List
 
 import numpy as np
 
-from ..graph import Graph
 from ..models.float_encoder import EncoderConfig, FloatEncoder, FloatLayer
 from ..models.ibert import Wiring, build_ibert_encoder
 from .hf_derivation import HFDerivation
