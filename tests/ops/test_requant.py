@@ -149,7 +149,7 @@ def test_requantize_rejections():
     raises(AttributeError_, lambda: requant_graph({"multiplier": 0.5, "shift": 1}), "rq")
     raises(AttributeError_, lambda: requant_graph({"multiplier": True, "shift": 1}), "rq")
     raises(AttributeError_, lambda: requant_graph({"multiplier": [1, 2.0, 3, 4, 5], "shift": 1}), "rq")
-    raises(AttributeError_, lambda: requant_graph({"multiplier": 1, "shift": [1, 64, 1, 1, 1]}), "rq")
+    raises(AttributeError_, lambda: requant_graph({"multiplier": 1, "shift": [1, 128, 1, 1, 1]}), "rq")
     raises(AttributeError_, lambda: requant_graph({"shift": 1}), "rq")                      # missing
     raises(AttributeError_, lambda: requant_graph({**ok, "rounding": "nearest"}), "rq")
     raises(AttributeError_, lambda: requant_graph({**ok, "overflow": "check"}), "rq")
