@@ -82,9 +82,45 @@ def _golden(args) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bundle_path = os.path.relpath(os.path.abspath(args.bundle), os.path.abspath(args.out))
     manifest = write_golden(graph, parse_feeds(args.feed), args.out, formats=formats, layout=_layout(args),
-                            nodes=args.nodes, overflow=args.overflow, bundle_path=bundle_path)
-    print(f"wrote {len(manifest['tensors'])} tensors of {len(manifest['nodes'])} nodes "
-          f"({', '.join(formats)}) to {args.out}")
+                            nodes=args.nodes, overflow=args.overflow, bundle_path=bundle_path,
+                            constants=args.constants)
+    written = sum(1 for entry in manifest["tensors"].values() if entry["files"])
+    print(f"wrote {written} of {len(manifest['tensors'])} tensors of {len(manifest['nodes'])} nodes "
+          f"({', '.join(formats)}; constants: {args.constants}) to {args.out}")
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import verify
+    report = verify(args.golden_dir, args.hw_dir, formats=args.format.split(","), tolerance=args.tolerance,
+                    isolate=args.isolate, bundle=args.bundle)
+    print(report.to_text(), end="")
+    if args.junit:
+        report.to_junit(args.junit)
+    return report.exit_code
+
+
+def _convert(args) -> int:
+    from .bundle import save
+    from .inspect import describe
+    try:
+        from .convert.hf_ibert import convert_hf_ibert, load_hf_model
+        model = load_hf_model(args.model_dir)
+    except ImportError as exc:
+        print(f"intref convert: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"intref convert: error: {args.model_dir}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        graph, report = convert_hf_ibert(model, fix_scales=args.fix_scales, max_batch=args.max_batch,
+                                         max_seq=args.max_seq)
+    except ValueError as exc:
+        print(f"intref convert: error: {args.model_dir}: {exc}", file=sys.stderr)
+        return 2
+    save(graph, args.output)
+    print(report.to_text())
+    print(describe(graph, source=args.output))
     return 0
 
 
@@ -116,10 +152,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="only these nodes (glob patterns allowed)")
     p.add_argument("--lanes", type=int, default=1, help="elements per hex/mem line (16 int8 = a 128-bit word)")
     p.add_argument("--lane-order", choices=("lsb_first", "msb_first"), default="lsb_first")
-    p.add_argument("--tile", metavar="MxN", help="write the last two axes in MxN tiles")
+    p.add_argument("--tile", metavar="MxN", help="write the last two axes in MxN tiles (tensors whose last two axes it divides)")
     p.add_argument("--int4-packed", action="store_true", help=".bin: two int4 values per byte, low nibble first")
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
+    p.add_argument("--constants", choices=("include", "exclude", "only"), default="include",
+                   help="stored tensors: write them (include), list them without files (exclude), or write only "
+                        "them, without a run or feeds (only)")
     p.set_defaults(func=_golden)
+
+    p = sub.add_parser("verify", help="compare a hardware dump with a golden set, node by node (exit 0/1/2)")
+    p.add_argument("golden_dir", metavar="GOLDEN_DIR", help="a golden set written by `intref golden`")
+    p.add_argument("hw_dir", metavar="HW_DIR", help="the hardware's dump, laid out by the manifest's file names")
+    p.add_argument("--format", default="npy,bin,hex,mem", help="dump formats to look for, in order (comma-separated)")
+    p.add_argument("--tolerance", type=int, default=0, metavar="N", help="accept differences of at most ±N")
+    p.add_argument("--isolate", action="store_true", help="re-run each node on the hardware's own inputs")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one testcase per node)")
+    p.add_argument("--bundle", metavar="PATH", help="the bundle, when not the manifest's own")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint)")
+    p.add_argument("source", choices=("hf-ibert",))
+    p.add_argument("model_dir", help="a directory holding config.json and the weights (no hub access)")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
+    p.add_argument("--fix-scales", action="store_true",
+                   help="the intended per-layer scales instead of the reference's stale hidden-state scale")
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
+    p.set_defaults(func=_convert)
     return parser
 
 

@@ -28,23 +28,44 @@ from .spec.requant import OVERFLOW_MODES
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
-        verbose: bool = False, log=None) -> dict:
-    """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value."""
+        verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None) -> dict:
+    """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value.
+
+    ``overrides`` (node output name -> array) replaces a node's result by a given one before any
+    later node reads it: "what does this node compute from the hardware's (or a reference's) own
+    upstream values". Each override must have the value's shape and fit its declared type.
+    """
     if overflow not in OVERFLOW_MODES:
         raise IntrefError(f"overflow={overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
     log = log or (lambda line: print(line, file=sys.stderr))
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {o.name for node in graph.nodes for o in node.outputs})
+    if unknown:
+        raise FeedError(f"overrides name no node output: {unknown[:5]}")
     values, bindings = check_feeds(graph, feeds)
     values.update({name: t.data for name, t in graph.tensors.items()})
     for step in graph.steps:
         results = step.prepared.run(*(values[name] for name in step.node.inputs))
         for info, array in zip(step.node.outputs, results):
-            values[info.name] = fit(array, info.type, overflow, where=f"node {step.node.name!r} output {info.name!r}")
+            where = f"node {step.node.name!r} output {info.name!r}"
+            if info.name in overrides:
+                array = _override(info, overrides[info.name], where)
+            values[info.name] = fit(array, info.type, overflow, where=where)
             _check_shape(step.node.name, info.name, values[info.name], graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
     if trace:
         return {name: values[name] for name in values if name not in graph.tensors}
     return {name: values[name] for name in graph.outputs}
+
+
+def _override(info: ValueInfo, array, where: str) -> np.ndarray:
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu" or array.dtype == np.uint64:
+        raise FeedError(f"override of {where}: expected an integer ndarray, got {getattr(array, 'dtype', type(array))}")
+    if array.size and (int(array.min()) < info.type.lo or int(array.max()) > info.type.hi):
+        bad = _checks.first_index((array < info.type.lo) | (array > info.type.hi))
+        raise FeedError(f"override of {where}: element {format_index(bad)} = {int(array[bad])} is outside {info.type}")
+    return array
 
 
 def fit(array: np.ndarray, out_type: IntType, overflow: str, *, where: str) -> np.ndarray:

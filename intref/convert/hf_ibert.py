@@ -150,3 +150,19 @@ def _float_parts(model, base) -> List[str]:
         if getattr(model, name, None) is not None:
             parts.append(f"{name}: nn.Linear / tanh / GELU / nn.LayerNorm in the reference")
     return parts
+
+
+def load_hf_model(model_dir: str):
+    """Load an I-BERT checkpoint directory offline, with its task head class when it has one."""
+    import os
+
+    import transformers
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise ValueError("not a model directory: no config.json (intref never downloads from a hub)")
+    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    if config.model_type != "ibert":
+        raise ValueError(f"{model_dir}: model_type is {config.model_type!r}, not 'ibert'")
+    architecture = (config.architectures or ["IBertModel"])[0]
+    cls = getattr(transformers, architecture, None) if architecture.startswith("IBert") else None
+    model = (cls or transformers.IBertModel).from_pretrained(model_dir, local_files_only=True)
+    return model.eval()

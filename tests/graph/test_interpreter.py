@@ -319,3 +319,23 @@ def test_every_op_in_one_graph_values_are_fresh_typed_and_within_their_ranges(se
     again = intref.run(graph, given_feeds, trace=True)
     for name in trace:
         assert_identical(again[name], trace[name], context=name)
+
+
+def test_overrides_replace_a_node_result_for_every_later_node():
+    """An override stands in for a node's result: downstream nodes read it, and it is checked."""
+    from intref.models.demo import make_demo, token_batch
+    graph, _ = make_demo()
+    ids, mask = token_batch(np.random.default_rng(4), 2, 10)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    trace = intref.run(graph, feeds, trace=True)
+    forced = np.zeros_like(trace["layer0.q"])
+    again = intref.run(graph, feeds, trace=True, overrides={"layer0.q": forced})
+    assert_identical(again["layer0.q"], forced)
+    assert_identical(again["layer0.k"], trace["layer0.k"])          # upstream and siblings unchanged
+    assert not np.array_equal(again["layer0.probs"], trace["layer0.probs"])  # downstream sees the override
+    same = intref.run(graph, feeds, trace=True, overrides={"layer0.q": trace["layer0.q"]})
+    assert_identical(same["last_hidden_state"], trace["last_hidden_state"])
+    with pytest.raises(FeedError, match="no node output"):
+        intref.run(graph, feeds, overrides={"nope": forced})
+    with pytest.raises(FeedError, match="outside int8"):
+        intref.run(graph, feeds, overrides={"layer0.q": forced.astype(np.int16) + 300})
