@@ -16,6 +16,7 @@ uint8 softmax). Under 1 MB.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -60,7 +61,7 @@ def make_demo():
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intref.models.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m intref.models.demo", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--out", required=True, help="bundle path (.zip for a zip bundle, else a directory)")
     parser.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
     parser.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
@@ -72,12 +73,13 @@ def main(argv=None) -> int:
         if args.golden:
             check_golden_target(args.golden, args.replace)
         graph, _ = make_demo()
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         save(graph, args.out)
         print(f"wrote {args.out}: {len(graph.nodes)} nodes, {sum(t.data.size for t in graph.tensors.values())} parameters")
         if args.golden:
             manifests = write_demo_golden(load(args.out), args.golden, args.out, replace=args.replace)
             print(f"wrote {args.golden}: {', '.join(manifests)}")
-    except IntrefError as exc:
+    except (IntrefError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0

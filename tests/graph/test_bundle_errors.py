@@ -434,8 +434,8 @@ GRAPH_CASES = [
                                                                             "int64 is wider than 32 bits"]),
     (_set(("nodes", 1, "outputs", 0, "shape"), [1, "seq", 5]), ShapeMismatchError,
      ["node 'fc': output 'fc' is declared with shape [1, 'seq', 5] but Linear gives [1, 'seq', 4]"]),
-    (_set(("nodes", 2, "attributes", "shift"), 99), AttributeError_, ["node 'fc_q': Requantize attribute 'shift' = 99 "
-                                                                       "is outside [0, 63]"]),
+    (_set(("nodes", 2, "attributes", "shift"), 199), AttributeError_, ["node 'fc_q': Requantize attribute 'shift' = 199 "
+                                                                       "is outside [0, 127]"]),
     (_set(("nodes", 2, "attributes", "gain"), 2), AttributeError_, ["node 'fc_q': Requantize has no attribute 'gain'"]),
     (_set(("nodes", 2, "attributes", "multiplier"), DELETE), AttributeError_, ["node 'fc_q': Requantize requires "
                                                                                "attribute 'multiplier'"]),
