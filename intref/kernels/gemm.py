@@ -122,10 +122,14 @@ def matmul_float32_chunked(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarr
     a32 = a.astype(np.float32)
     b32 = b.astype(np.float32)
     k = a.shape[-1]
-    total = np.matmul(a32[..., :chunk], b32[..., :chunk, :]).astype(np.int64)
+
+    def chunk_product(start):  # contiguous slices: NumPy hands strided ones to a slow non-BLAS loop
+        return np.matmul(np.ascontiguousarray(a32[..., start:start + chunk]),
+                         np.ascontiguousarray(b32[..., start:start + chunk, :]))
+
+    total = chunk_product(0).astype(np.int64)
     for start in range(chunk, k, chunk):
-        part = np.matmul(a32[..., start:start + chunk], b32[..., start:start + chunk, :])
-        total += part.astype(np.int64)            # |total| <= bound <= 2**63 - 1
+        total += chunk_product(start).astype(np.int64)   # |total| <= bound <= 2**63 - 1
     return total
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..quant import dyadic, prepare_gelu, prepare_layernorm, prepare_softmax, quantize_symmetric
 from ..spec.gelu import GeluParams
+from ..spec.requant import MAX_SHIFT
 from ..spec.layernorm import LayerNormParams
 from ..spec.softmax import SoftmaxParams
 
@@ -55,11 +56,16 @@ class Derivation:
         return float(s_q) * float(s_k) / math.sqrt(head_dim)
 
     def ratio(self, real):
-        """Dyadic ``(multiplier, shift)`` of a real ratio (per tensor or per channel)."""
+        """Dyadic ``(multiplier, shift)`` of a real ratio (per tensor or per channel).
+
+        A shift above 127 (a vanishing ratio: a LayerNorm channel with gamma ~ 1e-33) is written as
+        127, which changes no result: for int64 ``x`` and ``|m| <= 2**31``, ``|x * m| < 2**95``, and
+        every rounding of ``x * m / 2**s`` is the same for all ``s >= 96``.
+        """
         m, s = dyadic(real)
         if np.ndim(m):
-            return [int(v) for v in m], [int(v) for v in s]
-        return m, s
+            return [int(v) for v in m], [min(int(v), MAX_SHIFT) for v in s]
+        return m, min(s, MAX_SHIFT)
 
     def gelu(self, scale, input_bits: int) -> GeluParams:
         return prepare_gelu(np.asarray(scale, np.float64), input_bits=input_bits)

@@ -258,3 +258,15 @@ def test_forced_float32_with_int16_extremes_is_refused():
         matmul(a, a.T.copy(), path="float32")
     assert info.value.argument == "path"
     assert_identical(matmul(a, a.T.copy()), np.full((2, 2), 3 << 30, dtype=np.int64))
+
+
+def test_no_ratio_shift_beyond_127_changes_a_requantization():
+    """Derivation.ratio writes shifts above 127 as 127; for int64 x and |m| <= 2**31 every rounding
+    of x * m / 2**s is the same for all s >= 96, so the cap changes nothing."""
+    from intref.models.derivation import Derivation
+    from intref.spec.rounding import ROUNDING_MODES, rshift_round
+    m, s = Derivation().ratio(5e-38)
+    assert s == 127
+    for x in (-(1 << 63), -1, 0, 1, (1 << 63) - 1):
+        for mode in ROUNDING_MODES:
+            assert rshift_round(x * m, 127, mode) == rshift_round(x * m, 159, mode) == rshift_round(x * m, 96, mode)
