@@ -124,6 +124,17 @@ def _convert(args) -> int:
     return 0
 
 
+def _crosscheck(args) -> int:
+    try:
+        from .convert.hf_crosscheck import cli_main
+        return cli_main(args.model_dir, args.text, fix_scales=args.fix_scales, batch=args.batch, max_seq=args.max_seq)
+    except ImportError as exc:
+        print(f"intref crosscheck: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"intref crosscheck: error: {exc}", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("crosscheck", help="compare an imported model with its reference point by point and "
+                                          "explain every difference (hf-ibert; exit 0/1/2)")
+    p.add_argument("source", choices=("hf-ibert",))
+    p.add_argument("model_dir", help="a directory holding config.json, the weights and a tokenizer (no hub access)")
+    p.add_argument("--text", required=True, metavar="FILE", help="input texts, one per line")
+    p.add_argument("--fix-scales", action="store_true",
+                   help="convert with the intended per-layer scales and check against the patched reference")
+    p.add_argument("--batch", type=int, default=8, help="lines per batch")
+    p.add_argument("--max-seq", type=int, default=128, help="tokens per line at most (truncated)")
+    p.set_defaults(func=_crosscheck)
     return parser
 
 

@@ -116,15 +116,15 @@ def _heads(x: np.ndarray, heads: int) -> np.ndarray:
     return x.reshape(b, t, heads, c // heads).transpose(0, 2, 1, 3).astype(np.float64)
 
 
-def _sources(point: str, cap, keep: np.ndarray):
+def _sources(point: str, cap):
     """``(main_key, exact_main, identity_key, exact_identity, kernel)`` of a QuantAct point;
     ``kernel`` is ``(steps, initial)`` for a LayerNorm/GELU-fed point, else None."""
     ints, acts = cap.ints, cap.acts
     if point == "emb.word_type":
-        identity = np.broadcast_to(cap.tables["token_type"][0], ints[point].shape)
-        return "input.drift", cap.tables["word"][cap.ids], "identity.drift", identity, None
+        identity = np.broadcast_to(as_ints(cap.tables["token_type"][0]), ints[point].shape)
+        return "input.drift", _rows(cap.tables["word"], cap.ids), "identity.drift", identity, None
     if point == "emb.sum":
-        return "input.drift", ints["emb.word_type"], "identity.drift", cap.tables["position"][cap.position_ids], None
+        return "input.drift", ints["emb.word_type"], "identity.drift", _rows(cap.tables["position"], cap.position_ids), None
     if point == "emb.out":
         return "ln.grid", None, None, None, _ln(cap, "emb.ln", ints["emb.sum"], acts[point])
     i, part = _layer(point)
@@ -154,6 +154,10 @@ def _sources(point: str, cap, keep: np.ndarray):
     raise KeyError(f"no replay for point {point!r}")
 
 
+def _rows(table: torch.Tensor, index: np.ndarray) -> np.ndarray:
+    return as_ints(table[torch.from_numpy(np.asarray(index, dtype=np.int64))])
+
+
 def _ln(cap, name: str, q: np.ndarray, call):
     mod, x, sf = cap.kernels[name]
     return layernorm_steps(mod, call.pre_sf), {"x": x, "sf": sf, "q": q}
@@ -171,7 +175,7 @@ def point_replays(point: str, cap, keep: np.ndarray):
     if point.endswith(".probs"):
         return _softmax_replays(point, cap, keep)
     call = cap.acts[point]
-    main_key, exact_main, identity_key, exact_identity, kernel = _sources(point, cap, keep)
+    main_key, exact_main, identity_key, exact_identity, kernel = _sources(point, cap)
     if kernel is None:
         steps, initial = [], {}
         real_main, get_main = (lambda s: call.x), (lambda s: exact_main)
@@ -206,7 +210,17 @@ def explain(point: str, cap, keep: np.ndarray, reference: np.ndarray, got: np.nd
     the compared elements (the validations are judged on them; default all)."""
     keys, outs, overflow = point_replays(point, cap, keep)
     where = np.ones(reference.shape, dtype=bool) if where is None else where
-    got = got.astype(np.int64)
+    labels = label_differences(keys, outs, reference, got.astype(np.int64), overflow)
+    return Explanation(labels, bool(np.all(outs[0][where] == reference[where])),
+                       bool(np.all(outs[-1][where] == got[where])))
+
+
+def label_differences(keys: List[str], outs: List[np.ndarray], reference: np.ndarray, got: np.ndarray,
+                      overflow: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per-element labels from the replays ``outs`` (``outs[k]``: the first ``k`` steps exact):
+    ``""`` where ``reference == got``, else the unexplained cases or the first step whose
+    exactification reproduces ``got`` (module docstring). ``overflow``: where the reference's exp
+    requant overflowed float32, to tell ``softmax.exp_overflow`` apart."""
     labels = np.full(reference.shape, "", dtype=object)
     remaining = reference != got
     for bad, label in ((outs[0] != reference, "unexplained.emulation"), (outs[-1] != got, "unexplained.intref")):
@@ -220,8 +234,7 @@ def explain(point: str, cap, keep: np.ndarray, reference: np.ndarray, got: np.nd
     if overflow is not None:
         rows = np.broadcast_to(overflow.any(axis=-1, keepdims=True), labels.shape)
         labels[(labels == "softmax.exp_requant") & rows] = "softmax.exp_overflow"
-    return Explanation(labels, bool(np.all(outs[0][where] == reference[where])),
-                       bool(np.all(outs[-1][where] == got[where])))
+    return labels
 
 
 def propagate_labels(isolated: Explanation, reference: np.ndarray, isolated_got: np.ndarray,
@@ -232,8 +245,3 @@ def propagate_labels(isolated: Explanation, reference: np.ndarray, isolated_got:
     differ = end_to_end.astype(np.int64) != reference
     labels[differ] = np.where(isolated_got.astype(np.int64) == reference, "propagated", isolated.labels)[differ]
     return labels
-
-
-def all_points(layers: int) -> List[str]:
-    from .hf_capture import ordered_points
-    return ordered_points(layers)

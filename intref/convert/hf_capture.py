@@ -7,8 +7,9 @@ returns a ``Capture``: the integers of every quantization point, named like the 
 softmax output), the float inputs each of those modules received (for the artifact analysis of
 ``hf_artifacts``) and the model's float ``last_hidden_state``.
 
-The QuantAct outputs are exact: ``x_real = q * s`` in float32 and ``rint(fl32(x_real / s)) = q``
-for every ``|q| < 2**22`` (the widest point, the 22-bit LayerNorm input, stays below 2**21).
+The QuantAct outputs are read back exactly: ``x_real = fl32(q * s)`` and ``fl32(x_real / s)`` is
+within two float32 roundings (relative ~2**-23) of ``q``, less than 1/4 away for ``|q| <= 2**21``
+(the widest point is the 22-bit LayerNorm input), so ``rint`` gives ``q``.
 
 ``patched_reference(model)`` makes the encoder pass each layer its true input scale (the intended
 pipeline; the reference passes the embedding output's scale to every layer, HF #26738).
@@ -27,11 +28,9 @@ import torch
 
 from .hf_ibert import LAYER_ACTS, LAYER_NORMS, encoder_of
 
-# what feeds each layer point's QuantAct (besides a plain requantization of another point):
-# a QuantLinear (its module path), an IntLayerNorm, the IntGELU or the P.V matmul
+# the layer points whose QuantAct reads a QuantLinear's output (module paths in a layer)
 LINEAR_FED = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
               "attn.sum": "attention.output.dense", "ffn.sum": "output.dense"}
-LN_FED = {"attn.out": "attn.ln", "out": "ffn.ln"}
 GELU_LINEAR = "intermediate.dense"
 GELU = "intermediate.intermediate_act_fn"
 SOFTMAX = "attention.self.softmax"
@@ -51,7 +50,7 @@ class ActCall:
     bits: int
 
     def ints(self) -> np.ndarray:
-        """The integers of the output: ``rint(fl32(q * s) / s) = q`` for ``|q| < 2**22``."""
+        """The integers of the output (exact: see the module docstring)."""
         return torch.round(self.out / self.z_sf).numpy().astype(np.int64)
 
 
@@ -68,7 +67,7 @@ class Capture:
     position_ids: np.ndarray
     layers: int
     heads: int
-    tables: Dict[str, np.ndarray]      # the int8 embedding tables (word, position, token_type) as the forward quantized them
+    tables: Dict[str, torch.Tensor]    # the int8 embedding tables (word, position, token_type) the forward used
 
 
 def _module(root, dotted: str):
@@ -154,7 +153,7 @@ def capture(model, input_ids: np.ndarray, attention_mask: np.ndarray) -> Capture
     ints.update({name: torch.round(p * 256).numpy().astype(np.int64) for name, p in hooks.probs.items()})
     positions = create_position_ids_from_input_ids(ids, base.config.pad_token_id).numpy()
     emb = base.embeddings
-    tables = {name: getattr(emb, f"{name}_embeddings").weight_integer.detach().numpy().astype(np.int64)
+    tables = {name: getattr(emb, f"{name}_embeddings").weight_integer.detach()
               for name in ("word", "position", "token_type")}
     return Capture(ints, acts, hooks.kernels, hooks.linears, hidden.numpy().astype(np.float32), ids.numpy(), positions,
                    len(base.encoder.layer), base.config.num_attention_heads, tables)

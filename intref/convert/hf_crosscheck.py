@@ -122,12 +122,8 @@ def _check_batch(model, graph: Graph, names: Dict[str, str], report: CrosscheckR
             labels = np.where(got_end != reference, "unclassified", "").astype(object)
         report.nodes[(point, END_TO_END)].add(report.batches - 1, reference, got_end, where, labels,
                                               graph.values[value].type)
-    last = points_last(names)
+    last = list(names)[-1]        # the last layer's out: the last hidden state
     report.add_hidden(ends[names[last]].astype(np.float64) * float(cap.acts[last].z_sf.item()), cap.hidden, keep)
-
-
-def points_last(names: Dict[str, str]) -> str:
-    return list(names)[-1]
 
 
 def _explain(point, cap, keep, reference, got, where) -> Explanation:
@@ -154,3 +150,59 @@ def _isolated_values(graph: Graph, names: Dict[str, str], ints: Dict[str, np.nda
         inputs = [trace[n] if n in trace else graph.tensors[n].data for n in step.node.inputs]
         results[point] = rerun_node(graph, step, inputs, "check")[k].astype(np.int64)
     return results
+
+
+def read_lines(path: str) -> list:
+    """The non-empty lines of a UTF-8 text file (``ValueError`` naming the file otherwise)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--text {path}: cannot read it as UTF-8 text: {exc}") from None
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"--text {path}: no non-empty line to tokenize")
+    return lines
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def tokenized_batches(model_dir: str, lines: list, batch: int, max_seq: int) -> list:
+    """``(input_ids, attention_mask)`` int64 batches of ``lines`` by the directory's own tokenizer
+    (offline), padded to the longest line of each batch and truncated to ``max_seq`` tokens."""
+    import os
+
+    import transformers
+    if not any(os.path.isfile(os.path.join(model_dir, name)) for name in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer for the model type, mapping words to <unk>
+        raise ValueError(f"{model_dir}: no tokenizer in the model directory (none of {', '.join(TOKENIZER_FILES)})")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{model_dir}: no usable tokenizer in the model directory: {exc}") from None
+    batches = []
+    for start in range(0, len(lines), batch):
+        enc = tokenizer(lines[start:start + batch], padding=True, truncation=True, max_length=max_seq,
+                        return_tensors="np")
+        batches.append((enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
+    return batches
+
+
+def cli_main(model_dir: str, text: str, *, fix_scales: bool, batch: int, max_seq: int, out=print) -> int:
+    """``intref crosscheck hf-ibert``: 0 when every target holds, 1 otherwise; bad input raises
+    ``ValueError`` (or ``ImportError`` without the hf extra), which the CLI maps to exit 2."""
+    from .hf_ibert import convert_hf_ibert, load_hf_model
+    if batch < 1 or max_seq < 2:
+        raise ValueError(f"--batch must be >= 1 and --max-seq >= 2 (got {batch}, {max_seq})")
+    lines = read_lines(text)
+    model = load_hf_model(model_dir)
+    cfg = model.config
+    max_seq = min(max_seq, cfg.max_position_embeddings - cfg.pad_token_id - 1)
+    batches = tokenized_batches(model_dir, lines, batch, max_seq)
+    graph, conversion = convert_hf_ibert(model, fix_scales=fix_scales, max_batch=batch, max_seq=max_seq)
+    report = crosscheck_hf_ibert(model, graph, batches)
+    out(conversion.to_text())
+    out(report.to_text().rstrip("\n"))
+    return 0 if report.ok else 1

@@ -32,6 +32,7 @@ from ..kernels.requant import requantize
 from ..kernels.rounding import div_round_half_even
 from ..kernels.softmax import exp_code_folded
 from ..kernels.sqrt import isqrt
+from ..spec.requant import MAX_SHIFT
 from ..spec.softmax import SoftmaxParams
 
 MASKED = -(1 << 50)          # an exact masked score: below any clamp 30 * x0_int
@@ -66,10 +67,14 @@ def replays(steps: List[Step], initial: dict, finish: Callable[[dict], np.ndarra
     return outs
 
 
-def dyadic(new_scale: torch.Tensor):
-    """The reference's ``batch_frexp`` of a float64 ratio: (int64 multipliers, int shifts)."""
+def dyadic(new_scale: torch.Tensor, max_shift=MAX_SHIFT):
+    """The reference's ``batch_frexp`` of a float64 ratio: (int64 multipliers, int64 shifts).
+    Shifts above ``max_shift`` (127, the requantize limit; None: no limit) become ``max_shift``,
+    which changes no requantization of an int64 (``|x * m| < 2**95``: every rounding by
+    ``2**s``, ``s >= 96``, gives 0)."""
     m, e = batch_frexp(new_scale)
-    return m.numpy().astype(np.int64).reshape(-1), e.numpy().astype(np.int64).reshape(-1)
+    m, e = m.numpy().astype(np.int64).reshape(-1), e.numpy().astype(np.int64).reshape(-1)
+    return m, (e if max_shift is None else np.minimum(e, max_shift))
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -260,7 +265,7 @@ def softmax_steps(mod) -> List[Step]:
 
     def requant_exact(st):
         x0_int, b_int, c_int = (int(t.item()) for t in constants(st["s"]))
-        m, e = dyadic(torch.tensor([1.0 / float(s16.item())], dtype=torch.double))
+        m, e = dyadic(torch.tensor([1.0 / float(s16.item())], dtype=torch.double), max_shift=None)
         params = SoftmaxParams(x0_int=x0_int, b_int=b_int, c_int=c_int, exp_clamp=const,
                                exp_multiplier=int(m[0]), exp_shift=int(e[0]), exp_bits=16,
                                exp_rounding="half_even", output_bits=8, output_max=256, input_bits=32)

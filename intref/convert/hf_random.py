@@ -54,10 +54,24 @@ def calibrate(model, batches) -> None:
     model.eval()
 
 
+def randomize_affine(model, generator, scale: float) -> None:
+    """Give every bias and every LayerNorm ``(gamma, beta)`` random values (transformers initializes
+    them to 0 and (1, 0), which would leave the integer bias paths untested): biases and betas
+    ~ N(0, scale), gammas ~ 1 + N(0, 0.1)."""
+    import torch
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("LayerNorm.weight"):
+                param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+            elif name.endswith("bias"):
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+
+
 def random_ibert(*, seed: int = 0, model_class: str = "IBertModel", calibration: int = 8, batch: int = 4,
                  seq: int = 16, **config):
-    """A random-weight I-BERT (``SMALL`` unless ``config`` overrides), calibrated on ``calibration``
-    random padded batches of ``batch x seq`` tokens; in eval mode."""
+    """A random-weight I-BERT (``SMALL`` unless ``config`` overrides; biases and LayerNorm affine
+    parameters random too, ``randomize_affine``), calibrated on ``calibration`` random padded
+    batches of ``batch x seq`` tokens; in eval mode."""
     import torch
     import transformers
     settings = {**SMALL, **config}
@@ -65,7 +79,32 @@ def random_ibert(*, seed: int = 0, model_class: str = "IBertModel", calibration:
                                    **settings)
     torch.manual_seed(seed)
     model = getattr(transformers, model_class)(cfg)
+    randomize_affine(model, torch.Generator().manual_seed(seed), cfg.initializer_range)
     rng = np.random.default_rng(seed)
     calibrate(model, random_batches(rng, cfg.vocab_size, count=calibration, batch=batch, seq=seq,
                                     pad_token_id=cfg.pad_token_id, bos_token_id=0))
     return model
+
+
+WORDS = ("the of and to in is it that was for on are with as his they be at one have this from or had by not "
+         "word but what some we can out other were all there when up use your how said an each she which do "
+         "their time if will way about many then them write would like so these her long make thing see him "
+         "two has look more day could go come did number sound no most people my over know water than call").split()
+
+
+def save_word_tokenizer(directory: str, vocab_size: int) -> None:
+    """Save a word-level tokenizer of ``vocab_size`` tokens into ``directory`` (RoBERTa's special
+    ids: ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3; lower-cased words split on whitespace and
+    punctuation; each text becomes ``<s> ... </s>``), loadable by ``AutoTokenizer`` offline."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    words = list(WORDS[:max(vocab_size - len(specials), 0)])
+    words += [f"w{i}" for i in range(len(specials) + len(words), vocab_size)]
+    tokenizer = Tokenizer(models.WordLevel({t: i for i, t in enumerate(specials + words)}, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
+                                                             special_tokens=[("<s>", 0), ("</s>", 2)])
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(directory)
