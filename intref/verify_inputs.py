@@ -303,15 +303,8 @@ def _read_bin(path: str, t: IntType, shape, layout: Layout, size: int) -> Dump:
                         f"{'truncated' if size < expected else 'too long'}", path=path)
     with open(path, "rb") as stream:
         data = stream.read(expected + 1)
-    values = decode_bin(data, t, shape, layout, source=path)
-
-    def reread(new_shape):
-        try:
-            return decode_bin(data, t, new_shape, layout, source=path)
-        except VectorFormatError:
-            return None
-
-    return Dump(path, "bin", values, reread)
+    return Dump(path, "bin", decode_bin(data, t, shape, layout, source=path),
+                _rereader(decode_bin, data, t, layout, path))
 
 
 def _read_text(path: str, fmt: str, t: IntType, shape, layout: Layout, size: int) -> Dump:
@@ -327,15 +320,19 @@ def _read_text(path: str, fmt: str, t: IntType, shape, layout: Layout, size: int
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DumpError(f"line {line}: byte {exc.start} (0x{raw[exc.start]:02x}) is not ASCII text", path=path) from None
-    values = decode_text(text, t, shape, layout, source=path)
+    return Dump(path, fmt, decode_text(text, t, shape, layout, source=path),
+                _rereader(decode_text, text, t, layout, path))
 
+
+def _rereader(decode, content, t: IntType, layout: Layout, path: str):
+    """``reread(shape)``: the dump's content decoded in another shape (for the transposed-layout
+    hint), or None when it does not decode so."""
     def reread(new_shape):
         try:
-            return decode_text(text, t, new_shape, layout, source=path)
+            return decode(content, t, new_shape, layout, source=path)
         except VectorFormatError:
             return None
-
-    return Dump(path, fmt, values, reread)
+    return reread
 
 
 # --- golden values -----------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ Wiring options, one per reference quirk (defaults: the intended integer pipeline
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -142,7 +141,7 @@ def _embeddings(enc: _Encoder):
 
 def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: float, mask, out_name=None):
     cfg, b, sc = enc.model.config, enc.b, enc.scales
-    stale = not math.isclose(believed, s_in, rel_tol=0.0, abs_tol=0.0)
+    stale = believed != s_in   # the reference tells this layer a scale that is not its input's
     heads = {}
     for part, (w, bias) in (("q", (p.q_w, p.q_b)), ("k", (p.k_w, p.k_b)), ("v", (p.v_w, p.v_b))):
         acc, acc_scale = enc.linear(h, s_in, w, bias, f"{name}.{part}.linear", bias_scale=believed if stale else None)

@@ -11,20 +11,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-HF_MISSING = "the hf extra (torch, transformers) is not installed"
-
-
-@pytest.fixture(scope="module")
-def hf():
-    torch = pytest.importorskip("torch", reason=HF_MISSING)
-    transformers = pytest.importorskip("transformers", reason=HF_MISSING)
-    return torch, transformers
-
-
-@pytest.fixture(scope="module")
-def small(hf):
-    from intref.convert.hf_random import random_ibert
-    return random_ibert(seed=0)
 
 
 @pytest.fixture(scope="module")

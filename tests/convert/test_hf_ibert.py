@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-HF_MISSING = "the hf extra (torch, transformers) is not installed"
 LINEARS = {"q.linear": "attention.self.query", "k.linear": "attention.self.key", "v.linear": "attention.self.value",
            "attn.linear": "attention.output.dense", "ffn.linear1": "intermediate.dense",
            "ffn.linear2": "output.dense"}
@@ -25,19 +24,6 @@ def test_importing_intref_does_not_import_torch():
             "print(loaded); sys.exit(1 if loaded else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def hf():
-    torch = pytest.importorskip("torch", reason=HF_MISSING)
-    transformers = pytest.importorskip("transformers", reason=HF_MISSING)
-    return torch, transformers
-
-
-@pytest.fixture(scope="module")
-def small(hf):
-    from intref.convert.hf_random import random_ibert
-    return random_ibert(seed=0)
 
 
 @pytest.fixture(scope="module")
