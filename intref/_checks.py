@@ -52,20 +52,32 @@ def require_dtype(where: str, name: str, x: np.ndarray, allowed) -> None:
         raise DtypeError(f"{where}: {name} has dtype {x.dtype}; expected one of {names}", argument=name)
 
 
-def require_range(where: str, name: str, x: np.ndarray, lo: int, hi: int, why: str = "") -> None:
-    """Require ``lo <= x <= hi`` elementwise; otherwise name the first offending index and value."""
+def first_outside(x: np.ndarray, lo: int, hi: int):
+    """Multi-index of the first element of ``x`` outside ``[lo, hi]``, or ``None``.
+
+    One min/max pass; the elementwise mask is built only when something is outside. Every range
+    check of intref (kernel arguments, feeds, overrides, decoded dumps) goes through here and
+    raises its own error class with its own wording.
+    """
     if x.size == 0:
-        return
+        return None
     lo_ok = lo <= INT64_MIN or int(x.min()) >= lo
     hi_ok = hi >= INT64_MAX or int(x.max()) <= hi
     if lo_ok and hi_ok:
-        return
+        return None
     bad = np.zeros(x.shape, dtype=bool)
     if not lo_ok:
         bad |= x < lo
     if not hi_ok:
         bad |= x > hi
-    index = first_index(bad)
+    return first_index(bad)
+
+
+def require_range(where: str, name: str, x: np.ndarray, lo: int, hi: int, why: str = "") -> None:
+    """Require ``lo <= x <= hi`` elementwise; otherwise name the first offending index and value."""
+    index = first_outside(x, lo, hi)
+    if index is None:
+        return
     value = int(x[index])
     reason = f" ({why})" if why else ""
     raise RangeError(f"{where}: {name}{format_index(index)} = {value} is outside [{lo}, {hi}]{reason}",

@@ -62,8 +62,8 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
 def _override(info: ValueInfo, array, where: str) -> np.ndarray:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu" or array.dtype == np.uint64:
         raise FeedError(f"override of {where}: expected an integer ndarray, got {getattr(array, 'dtype', type(array))}")
-    if array.size and (int(array.min()) < info.type.lo or int(array.max()) > info.type.hi):
-        bad = _checks.first_index((array < info.type.lo) | (array > info.type.hi))
+    bad = _checks.first_outside(array, info.type.lo, info.type.hi)
+    if bad is not None:
         raise FeedError(f"override of {where}: element {format_index(bad)} = {int(array[bad])} is outside {info.type}")
     return array
 
@@ -109,8 +109,8 @@ def _check_feed(info: ValueInfo, array, bindings: dict, symbols) -> np.ndarray:
         elif dim != size:
             raise FeedError(f"{where}: axis {axis} has size {size}, expected {dim}")
     lo, hi = info.range if info.range is not None else (info.type.lo, info.type.hi)
-    if array.size and (int(array.min()) < lo or int(array.max()) > hi):
-        bad = _checks.first_index((array < lo) | (array > hi))
+    bad = _checks.first_outside(array, lo, hi)
+    if bad is not None:
         raise FeedError(f"{where}: element {format_index(bad)} = {int(array[bad])} is outside the declared "
                         f"range [{lo}, {hi}] of {info.type}")
     return array.astype(info.type.storage, copy=False)

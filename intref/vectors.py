@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ._checks import first_outside
 from .errors import IntrefError
 from .inttypes import IntType
 
@@ -119,11 +120,15 @@ def _from_codes(codes: np.ndarray, t: IntType, width_bits: int, where: str) -> n
                           codes.astype(np.int64))
     else:
         values = codes.astype(np.int64)
-    bad = (values < t.lo) | (values > t.hi)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise VectorFormatError(f"{where}: element {i} = {int(values[i])} is outside {t} [{t.lo}, {t.hi}]")
+    _require_in_type(values, t, where)
     return values
+
+
+def _require_in_type(values: np.ndarray, t: IntType, where: str) -> None:
+    """``VectorFormatError`` naming the first element (of the flat ``values``) outside ``t``."""
+    bad = first_outside(values, t.lo, t.hi)
+    if bad is not None:
+        raise VectorFormatError(f"{where}: element {bad[0]} = {int(values[bad])} is outside {t} [{t.lo}, {t.hi}]")
 
 
 def encode_bin(array: np.ndarray, t: IntType, layout: Layout = Layout()) -> bytes:
@@ -152,10 +157,7 @@ def decode_bin(data: bytes, t: IntType, shape, layout: Layout = Layout(), *, sou
             raise VectorFormatError(f"{where}: {len(data)} bytes, expected {size * itemsize} "
                                     f"({size} x {itemsize}-byte little-endian {t.storage})")
         values = np.frombuffer(data, dtype=t.storage.newbyteorder("<")).astype(np.int64)
-        bad = (values < t.lo) | (values > t.hi)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise VectorFormatError(f"{where}: element {i} = {int(values[i])} is outside {t} [{t.lo}, {t.hi}]")
+        _require_in_type(values, t, where)
     out = np.empty(size, dtype=np.int64)
     out[element_order(tuple(shape), layout)] = values
     return out.reshape(shape).astype(t.storage)

@@ -23,6 +23,7 @@ from typing import Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ._checks import first_outside
 from .bundle_json import parse_json
 from .bundle_npy import PREFIX_MAX, parse_header
 from .bundle_write import tensor_file_names
@@ -283,11 +284,10 @@ def _read_npy(path: str, t: IntType, shape, size: int) -> Dump:
 def _require_in_type(flat: np.ndarray, t: IntType, path: str, shape) -> None:
     if t.bits == flat.dtype.itemsize * 8 or not flat.size:
         return
-    bad = (flat < t.lo) | (flat > t.hi)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        index = np.unravel_index(i, shape)
-        raise DumpError(f"element {format_index(index)} = {int(flat[i])} is outside {t} [{t.lo}, {t.hi}]", path=path)
+    index = first_outside(flat.reshape(shape), t.lo, t.hi)
+    if index is not None:
+        raise DumpError(f"element {format_index(index)} = {int(flat.reshape(shape)[index])} is outside {t} "
+                        f"[{t.lo}, {t.hi}]", path=path)
 
 
 def _bin_bytes(t: IntType, shape, layout: Layout) -> int:
