@@ -26,9 +26,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ._checks import first_outside
-from .errors import IntrefError
-from .inttypes import IntType
+from .._checks import first_outside
+from ..errors import IntrefError
+from ..inttypes import IntType
 
 
 class VectorFormatError(IntrefError):

@@ -4,8 +4,8 @@ The schema is written down in ``docs/format.md``. Every check here raises ``Sche
 ``graph.json`` and the field path (``nodes[3].attributes.shift: expected an int, got str``); a
 document that is not an intref graph at all (wrong ``format``, unsupported ``format_version``,
 unparseable JSON) raises ``BundleFormatError``. Graph-level checks (names resolve, no cycles, op
-legality) are left to ``intref.graph.Graph``. The text level (strict JSON) is ``bundle_json``; the
-writer side is ``bundle_write``.
+legality) are left to ``intref.graph.Graph``. The text level (strict JSON) is ``bundle.jsonio``; the
+writer side is ``bundle.write``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from .errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
-from .graph import NAME, SYMBOL, Node, ValueInfo
-from .inttypes import IntType
-from .ops import REGISTRY
+from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
+from ..graph import NAME, SYMBOL, Node, ValueInfo
+from ..inttypes import IntType
+from ..ops import REGISTRY
 
 FILE = "graph.json"
 FORMAT = "intref-graph"
@@ -42,7 +42,7 @@ _ARTICLE = {"int": "an int", "bool": "a bool", "str": "a string", "list": "a lis
 
 @dataclass(frozen=True)
 class TensorEntry:
-    """One ``tensors[i]`` entry: what the file must hold (read by ``bundle_npy``)."""
+    """One ``tensors[i]`` entry: what the file must hold (read by ``bundle.npy``)."""
 
     name: str
     type: IntType

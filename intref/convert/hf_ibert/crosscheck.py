@@ -6,7 +6,7 @@ difference.
     intref crosscheck hf-ibert MODEL_DIR --text FILE [--fix-scales]
 
 The reference (``transformers`` IBert, ``quant_mode=True``, eval) is run with hooks
-(``hf_capture``): its integers at every quantization point, named like the graph values. Two
+(``capture``): its integers at every quantization point, named like the graph values. Two
 comparisons per point, on real tokens only (for the softmax, real query rows and real key
 columns):
 
@@ -16,7 +16,7 @@ columns):
   upstream values.
 
 Each difference is attributed to the float32 artifact of the reference that causes it, by
-recomputation (``hf_artifacts``); an end-to-end difference whose isolated value matches is
+recomputation (``artifacts``); an end-to-end difference whose isolated value matches is
 ``propagated``; anything else is reported as NOT EXPLAINED. A graph converted with
 ``fix_scales=True`` (metadata ``stale_hidden_scale`` false) is checked against the reference
 under ``patched_reference`` (each layer its true input scale).
@@ -34,12 +34,12 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 
-from ..graph import Graph
-from ..interpreter import run
-from ..verify_hints import rerun_node
-from .hf_artifacts import Explanation, explain, propagate_labels
-from .hf_capture import capture, ordered_points, patched_reference
-from .hf_report import END_TO_END, ISOLATED, CrosscheckReport, NodeStats
+from ...graph import Graph
+from ...interpreter import run
+from ...verify.hints import rerun_node
+from .artifacts import Explanation, explain, propagate_labels
+from .capture import capture, ordered_points, patched_reference
+from .report import END_TO_END, ISOLATED, CrosscheckReport, NodeStats
 
 __all__ = ["CrosscheckReport", "capture_reference", "crosscheck_hf_ibert", "patched_reference"]
 
@@ -77,7 +77,7 @@ def crosscheck_hf_ibert(model, graph: Graph, batches: Iterable[Tuple[np.ndarray,
                         isolate: bool = True) -> CrosscheckReport:
     """Compare ``graph`` (from ``convert_hf_ibert(model, ...)``) with ``model`` on ``batches`` of
     ``(input_ids, attention_mask)`` integer arrays (module docstring)."""
-    from .hf_ibert import encoder_of
+    from .convert import encoder_of
     layers = len(encoder_of(model).encoder.layer)
     points = ordered_points(layers)
     names = value_names(graph, points)
@@ -193,7 +193,7 @@ def tokenized_batches(model_dir: str, lines: list, batch: int, max_seq: int) -> 
 def cli_main(model_dir: str, text: str, *, fix_scales: bool, batch: int, max_seq: int, out=print) -> int:
     """``intref crosscheck hf-ibert``: 0 when every target holds, 1 otherwise; bad input raises
     ``ValueError`` (or ``ImportError`` without the hf extra), which the CLI maps to exit 2."""
-    from .hf_ibert import convert_hf_ibert, load_hf_model
+    from .convert import convert_hf_ibert, load_hf_model
     if batch < 1 or max_seq < 2:
         raise ValueError(f"--batch must be >= 1 and --max-seq >= 2 (got {batch}, {max_seq})")
     lines = read_lines(text)
