@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Tuple
 
 from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
 from ..graph import NAME, SYMBOL, Node, ValueInfo
-from ..inttypes import IntType
+from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..ops import REGISTRY
 
 FILE = "graph.json"
@@ -35,7 +35,6 @@ MAX_DIM = 1 << 31
 MAX_GRAPH_NAME = 200
 MAX_ATTRIBUTE_STRING = 256
 MAX_METADATA_DEPTH = 64
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ARTICLE = {"int": "an int", "bool": "a bool", "str": "a string", "list": "a list", "object": "an object",
             "number": "a number"}
 

@@ -52,8 +52,7 @@ from ..bundle.write import tensor_file_names
 from ..errors import IntrefError
 from ..graph import Graph
 from ..interpreter import run
-from ..inttypes import IntType
-from ..spec.requant import OVERFLOW_MODES
+from ..inttypes import OVERFLOW_MODES, IntType
 from .vectors import Layout, encode_bin, encode_text, mem_header
 
 GOLDEN_FORMAT, GOLDEN_VERSION = "intref-golden", 1

@@ -28,8 +28,7 @@ from ..bundle.jsonio import parse_json
 from ..bundle.npy import PREFIX_MAX, parse_header
 from ..bundle.write import tensor_file_names
 from ..errors import BundleError, IntrefError, format_index
-from ..inttypes import IntType
-from ..spec.requant import OVERFLOW_MODES
+from ..inttypes import OVERFLOW_MODES, IntType
 from ..golden.vectors import Layout, VectorFormatError, decode_bin, decode_text, digits
 
 MANIFEST = "manifest.json"

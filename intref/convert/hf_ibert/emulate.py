@@ -32,7 +32,7 @@ from ...kernels.requant import requantize
 from ...kernels.rounding import div_round_half_even
 from ...kernels.softmax import exp_code_folded
 from ...kernels.sqrt import isqrt
-from ...spec.requant import MAX_SHIFT
+from ...inttypes import MAX_SHIFT
 from ...spec.softmax import SoftmaxParams
 
 MASKED = -(1 << 50)          # an exact masked score: below any clamp 30 * x0_int
