@@ -28,6 +28,7 @@ import numpy as np
 
 from .._checks import first_outside
 from ..errors import IntrefError
+from ..bundle.int4 import pack_nibbles, split_nibbles
 from ..inttypes import IntType
 
 
@@ -134,10 +135,7 @@ def _require_in_type(values: np.ndarray, t: IntType, where: str) -> None:
 def encode_bin(array: np.ndarray, t: IntType, layout: Layout = Layout()) -> bytes:
     flat = np.asarray(array).ravel()[element_order(np.shape(array), layout)]
     if layout.int4_packed:
-        nibbles = _codes(flat, t).astype(np.uint8)
-        if nibbles.size % 2:
-            nibbles = np.concatenate([nibbles, np.zeros(1, np.uint8)])
-        return (nibbles[0::2] | (nibbles[1::2] << np.uint8(4))).tobytes()
+        return pack_nibbles(_codes(flat, t).astype(np.uint8)).tobytes()
     return flat.astype(t.storage.newbyteorder("<")).tobytes()
 
 
@@ -149,7 +147,7 @@ def decode_bin(data: bytes, t: IntType, shape, layout: Layout = Layout(), *, sou
         if len(data) != expected:
             raise VectorFormatError(f"{where}: {len(data)} bytes, expected {expected} (int4 packed, {size} elements)")
         raw = np.frombuffer(data, dtype=np.uint8)
-        codes = np.stack([raw & np.uint8(0xF), raw >> np.uint8(4)], axis=-1).ravel()[:size].astype(np.uint64)
+        codes = split_nibbles(raw)[:size].astype(np.uint64)
         values = _from_codes(codes, t, 4, where)
     else:
         itemsize = t.storage.itemsize
