@@ -42,6 +42,7 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     if unknown:
         raise FeedError(f"overrides name no node output: {unknown[:5]}")
     values, bindings = check_feeds(graph, feeds)
+    graph.check_storage()
     values.update({name: t.data for name, t in graph.tensors.items()})
     for step in graph.steps:
         results = step.prepared.run(*(values[name] for name in step.node.inputs))
@@ -53,6 +54,7 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
             _check_shape(step.node.name, info.name, values[info.name], graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
+    graph.check_storage()   # a file rewritten during the run: its values are not returned
     if trace:
         return {name: values[name] for name in values if name not in graph.tensors}
     return {name: values[name] for name in graph.outputs}

@@ -134,9 +134,9 @@ def check_sha256(digest: str, entry) -> None:
         raise TensorFileError(f"sha256 {digest} does not match graph.json's {entry.sha256}", path=entry.file)
 
 
-def sha256_of_stream(stream, size: int, file: str) -> str:
-    """sha256 of the next ``size`` bytes of ``stream``, read in bounded chunks."""
-    digest, left = hashlib.sha256(), size
+def sha256_of_stream(stream, size: int, file: str, *, start: bytes = b"") -> str:
+    """sha256 of ``start`` followed by the next ``size`` bytes of ``stream``, read in bounded chunks."""
+    digest, left = hashlib.sha256(start), size
     while left:
         chunk = stream.read(min(CHUNK, left))
         if not chunk:

@@ -158,6 +158,7 @@ def write_golden(graph: Graph, feeds: Optional[Mapping[str, np.ndarray]], out_di
     stems = {name: path[:-len(".npy")] for name, path in tensor_file_names(list(roles)).items()}
     values = {name: t.data for name, t in graph.tensors.items()}
     if constants == "only":
+        graph.check_storage()   # the constants are read below without a run (which would check)
         roles = {name: info for name, info in roles.items() if info["role"] == "constant"}
         feeds = {}
     else:
