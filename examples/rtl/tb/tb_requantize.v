@@ -1,0 +1,110 @@
+// Plain Verilog testbench: intref's golden input x (and the per-channel multiplier / shift that
+// the graph's Requantize nodes hold) in, one requantize instance per node of the graph, each
+// node's output written as <node>.hex where `intref verify` looks for it.
+//
+//   +golden=DIR   the golden case (DIR/tensors/x.hex, from `intref golden --format hex`)
+//   +params=DIR   DIR/multiplier.hex (33-bit words) and DIR/shift.hex, one per channel
+//   +hw=DIR       where the dump goes: DIR/y_half_even.hex, ...
+//   -Ptb_requantize.N=<elements> -Ptb_requantize.CHANNELS=<channels of x's last axis>
+//
+// Deliberate faults for the flow's negative checks (each changes the y_half_even instance only):
+//   -DFAULT_HALF_UP   built with ROUNDING="half_up"      -DFAULT_WRAP   built with SATURATE=0
+//   -DFAULT_SHIFT     fed shift + 1 (an off-by-one shift)
+`timescale 1ns/1ps
+module tb_requantize;
+    parameter N = 16;
+    parameter CHANNELS = 16;
+
+`ifdef FAULT_HALF_UP
+    localparam HE_ROUNDING = "half_up";
+`else
+    localparam HE_ROUNDING = "half_even";
+`endif
+`ifdef FAULT_WRAP
+    localparam HE_SATURATE = 0;
+`else
+    localparam HE_SATURATE = 1;
+`endif
+`ifdef FAULT_SHIFT
+    localparam HE_SHIFT_ERROR = 1;
+`else
+    localparam HE_SHIFT_ERROR = 0;
+`endif
+
+    reg [31:0] x_mem [0:N-1];
+    reg [32:0] m_mem [0:CHANNELS-1];
+    reg [5:0]  s_mem [0:CHANNELS-1];
+
+    reg clk = 1'b0;
+    always #5 clk = ~clk;
+
+    reg               in_valid = 1'b0;
+    reg signed [31:0] x = 0;
+    reg signed [32:0] m = 0;
+    reg        [5:0]  s = 0;
+
+    wire       [5:0] s_he = s + HE_SHIFT_ERROR;     // the y_half_even instance's shift
+    wire             v_he, v_hu, v_ha, v_dr, v_fl, v_wr;
+    wire signed [7:0] y_he, y_hu, y_ha, y_dr, y_fl, y_wr;
+
+    requantize #(.ROUNDING(HE_ROUNDING), .SATURATE(HE_SATURATE)) u_half_even
+        (.clk(clk), .in_valid(in_valid), .x(x), .multiplier(m), .shift(s_he),
+         .out_valid(v_he), .y(y_he));
+    requantize #(.ROUNDING("half_up"))      u_half_up      (clk, in_valid, x, m, s, v_hu, y_hu);
+    requantize #(.ROUNDING("half_away"))    u_half_away    (clk, in_valid, x, m, s, v_ha, y_ha);
+    requantize #(.ROUNDING("double_round")) u_double_round (clk, in_valid, x, m, s, v_dr, y_dr);
+    requantize #(.ROUNDING("floor"))        u_floor        (clk, in_valid, x, m, s, v_fl, y_fl);
+    requantize #(.ROUNDING("half_even"), .SATURATE(0)) u_wrap (clk, in_valid, x, m, s, v_wr, y_wr);
+
+    reg [8*512-1:0] golden, params, hw;
+    reg [8*600-1:0] path;
+    integer f_he, f_hu, f_ha, f_dr, f_fl, f_wr, i, done;
+
+    task open_out(output integer f, input [8*64-1:0] node);
+        begin
+            $sformat(path, "%0s/%0s.hex", hw, node);
+            f = $fopen(path, "w");
+            if (f == 0) begin $display("tb_requantize: cannot write %0s", path); $finish; end
+        end
+    endtask
+
+    initial begin
+        if (!$value$plusargs("golden=%s", golden) || !$value$plusargs("params=%s", params)
+            || !$value$plusargs("hw=%s", hw)) begin
+            $display("tb_requantize: need +golden=DIR +params=DIR +hw=DIR");
+            $finish;
+        end
+        $sformat(path, "%0s/tensors/x.hex", golden);   $readmemh(path, x_mem);
+        $sformat(path, "%0s/multiplier.hex", params);  $readmemh(path, m_mem);
+        $sformat(path, "%0s/shift.hex", params);       $readmemh(path, s_mem);
+        open_out(f_he, "y_half_even"); open_out(f_hu, "y_half_up"); open_out(f_ha, "y_half_away");
+        open_out(f_dr, "y_double_round"); open_out(f_fl, "y_floor"); open_out(f_wr, "y_wrap");
+        for (i = 0; i < N; i = i + 1) begin            // one element per clock, channel = i mod CHANNELS
+            @(negedge clk);
+            in_valid = 1'b1;
+            x = x_mem[i];
+            m = m_mem[i % CHANNELS];
+            s = s_mem[i % CHANNELS];
+        end
+        @(negedge clk);
+        in_valid = 1'b0;
+    end
+
+    initial done = 0;
+    always @(posedge clk) begin
+        if (v_he) $fwrite(f_he, "%h\n", y_he);
+        if (v_hu) $fwrite(f_hu, "%h\n", y_hu);
+        if (v_ha) $fwrite(f_ha, "%h\n", y_ha);
+        if (v_dr) $fwrite(f_dr, "%h\n", y_dr);
+        if (v_fl) $fwrite(f_fl, "%h\n", y_fl);
+        if (v_wr) $fwrite(f_wr, "%h\n", y_wr);
+        if (v_he) begin
+            done = done + 1;
+            if (done == N) begin
+                $fclose(f_he); $fclose(f_hu); $fclose(f_ha); $fclose(f_dr); $fclose(f_fl); $fclose(f_wr);
+                $display("tb_requantize: %0d elements x 6 nodes written to %0s", N, hw);
+                $finish;
+            end
+        end
+    end
+endmodule
