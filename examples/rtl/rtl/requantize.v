@@ -15,9 +15,9 @@
 //            every bias is 0 when shift == 0 (no rounding);
 //            y = clamp(r) to int<OUT_BITS> (SATURATE = 1) or the low OUT_BITS bits of r (SATURATE = 0)
 //
-// Widths: |p| <= 2**(IN_BITS + 31); bias <= 2**62 + 2**30 for shift <= 63: W = max(IN_BITS + 33, 64)
-// + 2 bits hold p + bias exactly, so nothing is ever rounded or wrapped before the one rounding step.
-// The shift port is SHIFT_BITS wide; REQUIRE shift <= 63 (intref allows up to 127; a graph that
+// Widths: |p| <= 2**(IN_BITS + 31) and bias <= 2**63 + 2**30 for shift <= 64, so W = max(IN_BITS + 33,
+// 64) + 2 bits hold p + bias exactly: nothing is rounded or wrapped before the one rounding step.
+// REQUIRE shift <= 64 (the default 6-bit port carries 0..63; intref allows up to 127, a graph that
 // uses more needs a wider W).
 module requantize #(
     parameter ROUNDING   = "half_even",   // half_even | half_up | half_away | double_round | floor

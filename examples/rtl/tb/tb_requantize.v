@@ -43,11 +43,11 @@ module tb_requantize;
     reg signed [32:0] m = 0;
     reg        [5:0]  s = 0;
 
-    wire       [5:0] s_he = s + HE_SHIFT_ERROR;     // the y_half_even instance's shift
+    wire       [6:0] s_he = s + HE_SHIFT_ERROR;     // the y_half_even instance's shift (7 bits: 63 + 1)
     wire             v_he, v_hu, v_ha, v_dr, v_fl, v_wr;
     wire signed [7:0] y_he, y_hu, y_ha, y_dr, y_fl, y_wr;
 
-    requantize #(.ROUNDING(HE_ROUNDING), .SATURATE(HE_SATURATE)) u_half_even
+    requantize #(.ROUNDING(HE_ROUNDING), .SATURATE(HE_SATURATE), .SHIFT_BITS(7)) u_half_even
         (.clk(clk), .in_valid(in_valid), .x(x), .multiplier(m), .shift(s_he),
          .out_valid(v_he), .y(y_he));
     requantize #(.ROUNDING("half_up"))      u_half_up      (clk, in_valid, x, m, s, v_hu, y_hu);
