@@ -47,6 +47,8 @@ FAULTS = {
     "FAULT_WRAP": "values wrapped (two's complement) where the graph says overflow=saturate",
     "FAULT_SHIFT": "shift off by +1: re-running node 'y_half_even' with every shift +1",
 }
+DEFAULT_ROWS = 6400          # x 16 channels = 102,400 vectors per Requantize node
+COCOTB_ROWS = 256            # the cocotb run drives the first rows (every tie and extreme comes first)
 INSTALL_HINT = "install Icarus Verilog: apt-get install -y iverilog (Debian/Ubuntu), brew install icarus-verilog (macOS)"
 
 
@@ -133,6 +135,21 @@ def simulate(tools, block: str, top_params: dict, plusargs: dict, work: Path, de
     return time.perf_counter() - start
 
 
+def synthesize(yosys: str, module: str, parameters=None) -> str:
+    """``yosys synth`` of one RTL module (default parameters unless given) with ``check -assert``;
+    returns the cell count. Proves the DUT synthesizable: no latches, no undriven or multiply driven
+    wires, no simulation-only constructs."""
+    source = HERE / "rtl" / f"{module}.v"
+    chparam = "".join(f"chparam -set {k} {v} {module}; " for k, v in (parameters or {}).items())
+    done = subprocess.run([yosys, "-p", f"read_verilog {source}; {chparam}synth -top {module}; check -assert; stat"],
+                          capture_output=True, text=True)
+    warnings = [line for line in done.stdout.splitlines() if line.lower().startswith("warning")]
+    if done.returncode != 0 or warnings:
+        raise FlowError(f"yosys synth of {module} {parameters or ''} failed:\n{done.stdout[-3000:]}{done.stderr}")
+    cells = [line.split()[-1] for line in done.stdout.splitlines() if "Number of cells" in line]
+    return cells[-1] if cells else "?"
+
+
 def verify(golden: Path, hw: Path, out_dir: Path):
     """``intref verify golden hw --format hex --junit``; returns (exit code, report text)."""
     done = intref_cli("verify", golden, hw, "--format", "hex", "--junit", out_dir / "verify.xml",
@@ -164,11 +181,13 @@ def run_block(tools, block: str, out: Path, rows: int, defines=(), name=None) ->
         (m, k), n = manifest["tensors"]["a"]["shape"], manifest["tensors"]["b"]["shape"][0]
         params = {"M": m, "N": n, "K": k}
     seconds = simulate(tools, block, params, plus, block_dir / "sim", defines)
+    start = time.perf_counter()
     code, text = verify(golden, hw, block_dir)
+    verify_seconds = time.perf_counter() - start
     outputs = [n for n, t in manifest["tensors"].items() if t["role"] == "graph_output"]
     vectors = sum(int(np.prod(manifest["tensors"][n]["shape"])) for n in outputs)
     return {"block": name or block, "exit_code": code, "report": text, "vectors": vectors,
-            "nodes": len(outputs), "sim_seconds": seconds, "golden": golden, "hw": hw}
+            "nodes": len(outputs), "sim_seconds": seconds, "verify_seconds": verify_seconds, "golden": golden, "hw": hw}
 
 
 def run_faults(tools, out: Path, rows: int) -> list:
@@ -197,42 +216,80 @@ def run_cocotb(out: Path, rows: int):
     return run_all(get_runner, HERE, out / "cocotb", rows)
 
 
+def synth_variants() -> list:
+    """``(label, module, parameters)``: the requantize DUT as each Requantize node builds it, then the others."""
+    requant = [(f"requantize {r}{'' if o == 'saturate' else ' wrap'}", "requantize",
+                {"ROUNDING": f'"{r}"', "SATURATE": int(o == "saturate")})
+               for r, o in sorted(set(blocks.REQUANT_NODES.values()))]
+    return requant + [("i_gelu", "i_gelu", None), ("dot_tile", "dot_tile", None)]
+
+
+def report_blocks(tools, args) -> bool:
+    ok = True
+    for block in args.blocks.split(","):
+        r = run_block(tools, block, args.out, args.rows)
+        ok &= r["exit_code"] == 0
+        print(f"{'MATCH   ' if r['exit_code'] == 0 else 'FAILED  '} {block:<11} {r['vectors']:>7} vectors "
+              f"({r['nodes']} node(s)): iverilog+vvp {r['sim_seconds']:.1f} s, intref verify exit {r['exit_code']} "
+              f"in {r['verify_seconds']:.1f} s")
+        if block == "requantize":
+            print(f"          exact ties inside int8 per class (x*m sign, quotient parity): "
+                  f"{blocks.tie_classes(np.load(r['golden'] / 'feeds' / 'x.npy'))}")
+        if r["exit_code"] != 0:
+            print(r["report"])
+    return ok
+
+
+def report_faults(tools, args) -> bool:
+    ok = True
+    for r in run_faults(tools, args.out, args.rows):
+        ok &= r["caught"]
+        print(f"{'CAUGHT  ' if r['caught'] else 'MISSED  '} -D{r['define']:<14} verify exit {r['exit_code']}; "
+              f"{r['hint'] or '(no hint)'}")
+    return ok
+
+
+def report_synthesis() -> bool:
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        print("skipped  synthesis check: yosys not on PATH (apt-get install yosys)")
+        return True
+    cells = [f"{label} {synthesize(yosys, module, parameters)}" for label, module, parameters in synth_variants()]
+    print(f"SYNTH    yosys synth + check -assert, cells: {', '.join(cells)}")
+    return True
+
+
+def report_cocotb(args) -> bool:
+    result = run_cocotb(args.out, min(args.rows, COCOTB_ROWS))
+    if result is None:
+        print("skipped  cocotb: not installed (pip install cocotb)")
+        return True
+    print(f"{'PASSED  ' if result[0] else 'FAILED  '} cocotb: {result[1]}")
+    return result[0]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=6400, help="rows of 16 requantize inputs (default 6400: 102,400)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help=f"rows of 16 requantize inputs (default {DEFAULT_ROWS}: {DEFAULT_ROWS * 16:,} vectors a node)")
     parser.add_argument("--out", type=Path, default=HERE / "build")
     parser.add_argument("--blocks", default="requantize,gelu,dot")
     parser.add_argument("--no-faults", action="store_true", help="skip the deliberately wrong builds")
     parser.add_argument("--no-cocotb", action="store_true", help="skip the cocotb testbench")
+    parser.add_argument("--no-synth", action="store_true", help="skip the yosys synthesis check")
     parser.add_argument("--install", action="store_true", help="apt-get install iverilog when it is missing (root)")
     args = parser.parse_args(argv)
     tools = find_iverilog(args.install)
     if tools is None:
         print(f"run_flow: iverilog / vvp not found on PATH; {INSTALL_HINT}", file=sys.stderr)
         return 2
-    ok = True
-    for block in args.blocks.split(","):
-        r = run_block(tools, block, args.out, args.rows)
-        ok &= r["exit_code"] == 0
-        print(f"{'MATCH   ' if r['exit_code'] == 0 else 'FAILED  '} {block:<11} {r['vectors']:>7} vectors "
-              f"({r['nodes']} node(s)), simulated in {r['sim_seconds']:.1f} s; intref verify exit {r['exit_code']}")
-        if block == "requantize":
-            print(f"          exact ties inside int8 per class (x*m sign, quotient parity): "
-                  f"{blocks.tie_classes(np.load(r['golden'] / 'feeds' / 'x.npy'))}")
-        if r["exit_code"] != 0:
-            print(r["report"])
+    ok = report_blocks(tools, args)
     if not args.no_faults and "requantize" in args.blocks.split(","):
-        for r in run_faults(tools, args.out, args.rows):
-            ok &= r["caught"]
-            print(f"{'CAUGHT  ' if r['caught'] else 'MISSED  '} -D{r['define']:<14} verify exit {r['exit_code']}; "
-                  f"{r['hint'] or '(no hint)'}")
+        ok &= report_faults(tools, args)
+    if not args.no_synth:
+        ok &= report_synthesis()
     if not args.no_cocotb:
-        result = run_cocotb(args.out, min(args.rows, 256))
-        if result is None:
-            print("skipped  cocotb: not installed (pip install cocotb)")
-        else:
-            ok &= result[0]
-            print(f"{'PASSED  ' if result[0] else 'FAILED  '} cocotb: {result[1]}")
+        ok &= report_cocotb(args)
     print("flow: all expectations held" if ok else "flow: FAILED")
     return 0 if ok else 1
 

@@ -9,6 +9,7 @@
 //   stage 1  LANES products, 16 bits each (|a*b| <= 2**14)
 //   stage 2  their sum, 16 + log2(LANES) bits
 //   stage 3  accumulate across beats in ACC_BITS (REQUIRE K * 2**14 < 2**(ACC_BITS-1): exact)
+`timescale 1ns/1ps
 module dot_tile #(
     parameter LANES    = 16,
     parameter ACC_BITS = 32
@@ -23,14 +24,15 @@ module dot_tile #(
     output reg  signed [ACC_BITS-1:0] acc
 );
     // ---- stage 1: products ----
-    reg signed [15:0] prod [0:LANES-1];
-    reg               v1, first1, last1;
+    reg        [16*LANES-1:0] prod;            // lane i's product in bits [16*i+15 : 16*i]
+    reg                       v1, first1, last1;
     genvar i;
     generate
         for (i = 0; i < LANES; i = i + 1) begin : lane
             wire signed [7:0] a_i = a[8*i +: 8];
             wire signed [7:0] b_i = b[8*i +: 8];
-            always @(posedge clk) prod[i] <= a_i * b_i;
+            wire signed [15:0] p_i = a_i * b_i;
+            always @(posedge clk) prod[16*i +: 16] <= p_i;
         end
     endgenerate
     always @(posedge clk) begin
@@ -39,11 +41,14 @@ module dot_tile #(
 
     // ---- stage 2: sum of the lanes ----
     reg signed [ACC_BITS-1:0] lane_sum;
+    reg signed [15:0]         term;
     integer k;
     always @* begin
         lane_sum = {ACC_BITS{1'b0}};
-        for (k = 0; k < LANES; k = k + 1)
-            lane_sum = lane_sum + prod[k];      // sign-extended to ACC_BITS
+        for (k = 0; k < LANES; k = k + 1) begin
+            term = prod[16*k +: 16];
+            lane_sum = lane_sum + term;         // term is signed: sign-extended to ACC_BITS
+        end
     end
     reg signed [ACC_BITS-1:0] sum2;
     reg                       v2, first2, last2;

@@ -13,6 +13,7 @@
 //   stage 3  result = q * m, the low OUT_BITS bits    REQUIRE OUT_BITS holds GeluParams.output_range
 //
 // floor(-P / 2**g) is an arithmetic shift right of -P (toward -infinity), never a truncation.
+`timescale 1ns/1ps
 module i_gelu #(
     parameter IN_BITS     = 16,
     parameter OUT_BITS    = 32,

@@ -19,6 +19,7 @@
 // 64) + 2 bits hold p + bias exactly: nothing is rounded or wrapped before the one rounding step.
 // REQUIRE shift <= 64 (the default 6-bit port carries 0..63; intref allows up to 127, a graph that
 // uses more needs a wider W).
+`timescale 1ns/1ps
 module requantize #(
     parameter ROUNDING   = "half_even",   // half_even | half_up | half_away | double_round | floor
     parameter SATURATE   = 1,             // 1: saturate (clamp), 0: wrap (keep the low OUT_BITS bits)
