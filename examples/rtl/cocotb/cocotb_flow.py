@@ -47,9 +47,13 @@ def run_node(get_runner, rtl_dir: Path, out: Path, node: str, rows: int, roundin
         if path not in sys.path:
             sys.path.insert(0, path)
     env = {"RTL_NODE": node, "RTL_ROWS": str(rows), "RTL_OUT": str(work / "case")}
-    xml = runner.test(test_module="test_requantize", hdl_toplevel="requantize", build_dir=work / "sim_build",
-                      test_dir=work, extra_env=env, log_file=work / "test.log")
-    tests, failed = _results(Path(xml))
+    xml = work / "results.xml"
+    try:
+        runner.test(test_module="test_requantize", hdl_toplevel="requantize", build_dir=work / "sim_build",
+                    test_dir=work, extra_env=env, log_file=work / "test.log", results_xml=str(xml))
+    except SystemExit:      # under pytest, cocotb's runner exits when a cocotb test fails
+        pass
+    tests, failed = _results(xml) if xml.is_file() else (0, 0)
     return tests > 0 and failed == 0, work / "test.log"
 
 
