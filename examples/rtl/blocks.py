@@ -137,6 +137,13 @@ def tie_classes(x: np.ndarray) -> dict:
     return counts
 
 
+def hex_words(values, bits: int) -> str:
+    """One two's-complement word a line at ``bits`` rounded up to whole nibbles: the ``.hex`` format
+    of ``intref golden`` (and ``$readmemh``)."""
+    digits, mask = (bits + 3) // 4, (1 << bits) - 1
+    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
+
+
 # ---- i-GELU ----------------------------------------------------------------------------------------
 
 GELU_INPUT_BITS, GELU_SCALE = 16, 4.0 / 32767

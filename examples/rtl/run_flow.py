@@ -38,9 +38,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import blocks  # noqa: E402  (the block definitions next to this file)
 
-SOURCES = {"requantize": ("rtl/requantize.v", "tb/tb_requantize.v"),
-           "gelu": ("rtl/i_gelu.v", "tb/tb_i_gelu.v"),
-           "dot": ("rtl/dot_tile.v", "tb/tb_dot_tile.v")}
+SOURCES = {"requantize": ("rtl/requantize.v", "tb/hex_sink.v", "tb/tb_requantize.v"),   # the testbench last
+           "gelu": ("rtl/i_gelu.v", "tb/hex_sink.v", "tb/tb_i_gelu.v"),
+           "dot": ("rtl/dot_tile.v", "tb/hex_sink.v", "tb/tb_dot_tile.v")}
 # fault define -> text the verify report must show for node y_half_even
 FAULTS = {
     "FAULT_HALF_UP": "ties rounded half_up where the graph says half_even",
@@ -99,12 +99,6 @@ def write_case(block_dir: Path, graph, feeds: dict) -> Path:
     return golden
 
 
-def hex_words(values, bits: int) -> str:
-    """One two's-complement word a line at ``bits`` rounded up to whole nibbles (``$readmemh``)."""
-    digits, mask = (bits + 3) // 4, (1 << bits) - 1
-    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
-
-
 def requant_params(golden: Path, params_dir: Path) -> None:
     """multiplier.hex (33-bit words) and shift.hex from the manifest's Requantize nodes, which must agree."""
     nodes = json.loads((golden / "manifest.json").read_text())["nodes"]
@@ -115,15 +109,15 @@ def requant_params(golden: Path, params_dir: Path) -> None:
     if max(shifts) > 63 or max(abs(m) for m in multipliers) > 1 << 31:
         raise FlowError("the RTL's ports take shifts 0..63 and |multiplier| <= 2**31")
     params_dir.mkdir(parents=True, exist_ok=True)
-    (params_dir / "multiplier.hex").write_text(hex_words(multipliers, 33))
-    (params_dir / "shift.hex").write_text(hex_words(shifts, 6))
+    (params_dir / "multiplier.hex").write_text(blocks.hex_words(multipliers, 33))
+    (params_dir / "shift.hex").write_text(blocks.hex_words(shifts, 6))
 
 
 def simulate(tools, block: str, top_params: dict, plusargs: dict, work: Path, defines=()) -> float:
     """Compile the block's RTL and testbench with iverilog and run vvp; returns the seconds taken."""
     iverilog, vvp = tools
     work.mkdir(parents=True, exist_ok=True)
-    top = Path(SOURCES[block][1]).stem
+    top = Path(SOURCES[block][-1]).stem
     image = work / f"{top}.vvp"
     compile_cmd = [iverilog, "-g2005", "-Wall", "-o", str(image), *(f"-D{d}" for d in defines),
                    *(f"-P{top}.{k}={v}" for k, v in top_params.items()), *(str(HERE / s) for s in SOURCES[block])]

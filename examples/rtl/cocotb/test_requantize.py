@@ -37,11 +37,6 @@ from intref.verify import verify  # noqa: E402
 LATENCY_LIMIT = 16      # clocks the pipeline may take before the test calls it hung
 
 
-def hex_dump(values: np.ndarray, bits: int) -> str:
-    digits, mask = (bits + 3) // 4, (1 << bits) - 1
-    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values.ravel())
-
-
 @cocotb.test()
 async def requantize_matches_intref(dut):
     node = os.environ["RTL_NODE"]
@@ -89,7 +84,7 @@ async def requantize_matches_intref(dut):
 
     hw = out / "hw"
     hw.mkdir(parents=True, exist_ok=True)
-    (hw / f"{node}.hex").write_text(hex_dump(simulated, 8))
+    (hw / f"{node}.hex").write_text(blocks.hex_words(simulated.ravel(), 8))
     report = verify(out / "golden", hw, formats=["hex"], bundle=graph)
     dut._log.info("intref verify:\n%s", report.to_text())
     assert report.exit_code == 0, report.to_text()

@@ -24,20 +24,21 @@ module tb_dot_tile;
     dot_tile #(.LANES(LANES), .ACC_BITS(32)) dut (.clk(clk), .in_valid(in_valid), .in_first(in_first),
         .in_last(in_last), .a(a_vec), .b(b_vec), .out_valid(out_valid), .acc(acc));
 
-    reg [8*512-1:0] golden, hw;
+    wire done;
+    hex_sink #(.W(32), .N(M * N), .NAME("y")) sink (clk, out_valid, acc, done);
+
+    reg [8*512-1:0] golden;
     reg [8*600-1:0] path;
-    integer f, i, j, beat, lane, done;
+    integer i, j, beat, lane;
 
     initial begin
-        if (!$value$plusargs("golden=%s", golden) || !$value$plusargs("hw=%s", hw)) begin
+        if (!$value$plusargs("golden=%s", golden)) begin
             $display("tb_dot_tile: need +golden=DIR +hw=DIR");
             $finish;
         end
         if (K % LANES != 0) begin $display("tb_dot_tile: K=%0d is not a multiple of LANES=%0d", K, LANES); $finish; end
         $sformat(path, "%0s/tensors/a.hex", golden);  $readmemh(path, a_mem);
         $sformat(path, "%0s/tensors/b.hex", golden);  $readmemh(path, b_mem);
-        $sformat(path, "%0s/y.hex", hw);              f = $fopen(path, "w");
-        if (f == 0) begin $display("tb_dot_tile: cannot write %0s", path); $finish; end
         for (i = 0; i < M; i = i + 1)
             for (j = 0; j < N; j = j + 1)
                 for (beat = 0; beat < K / LANES; beat = beat + 1) begin
@@ -52,18 +53,8 @@ module tb_dot_tile;
                 end
         @(negedge clk);
         in_valid = 1'b0;
-    end
-
-    initial done = 0;
-    always @(posedge clk) begin
-        if (out_valid) begin
-            $fwrite(f, "%h\n", acc);
-            done = done + 1;
-            if (done == M * N) begin
-                $fclose(f);
-                $display("tb_dot_tile: %0d results written to %0s", M * N, hw);
-                $finish;
-            end
-        end
+        wait (done);
+        $display("tb_dot_tile: %0d results written", M * N);
+        $finish;
     end
 endmodule

@@ -56,29 +56,26 @@ module tb_requantize;
     requantize #(.ROUNDING("floor"))        u_floor        (clk, in_valid, x, m, s, v_fl, y_fl);
     requantize #(.ROUNDING("half_even"), .SATURATE(0)) u_wrap (clk, in_valid, x, m, s, v_wr, y_wr);
 
-    reg [8*512-1:0] golden, params, hw;
-    reg [8*600-1:0] path;
-    integer f_he, f_hu, f_ha, f_dr, f_fl, f_wr, i, done;
+    wire [5:0] done;
+    hex_sink #(.N(N), .NAME("y_half_even"))    d_he (clk, v_he, y_he, done[0]);
+    hex_sink #(.N(N), .NAME("y_half_up"))      d_hu (clk, v_hu, y_hu, done[1]);
+    hex_sink #(.N(N), .NAME("y_half_away"))    d_ha (clk, v_ha, y_ha, done[2]);
+    hex_sink #(.N(N), .NAME("y_double_round")) d_dr (clk, v_dr, y_dr, done[3]);
+    hex_sink #(.N(N), .NAME("y_floor"))        d_fl (clk, v_fl, y_fl, done[4]);
+    hex_sink #(.N(N), .NAME("y_wrap"))         d_wr (clk, v_wr, y_wr, done[5]);
 
-    task open_out(output integer f, input [8*64-1:0] node);
-        begin
-            $sformat(path, "%0s/%0s.hex", hw, node);
-            f = $fopen(path, "w");
-            if (f == 0) begin $display("tb_requantize: cannot write %0s", path); $finish; end
-        end
-    endtask
+    reg [8*512-1:0] golden, params;
+    reg [8*600-1:0] path;
+    integer i;
 
     initial begin
-        if (!$value$plusargs("golden=%s", golden) || !$value$plusargs("params=%s", params)
-            || !$value$plusargs("hw=%s", hw)) begin
+        if (!$value$plusargs("golden=%s", golden) || !$value$plusargs("params=%s", params)) begin
             $display("tb_requantize: need +golden=DIR +params=DIR +hw=DIR");
             $finish;
         end
         $sformat(path, "%0s/tensors/x.hex", golden);   $readmemh(path, x_mem);
         $sformat(path, "%0s/multiplier.hex", params);  $readmemh(path, m_mem);
         $sformat(path, "%0s/shift.hex", params);       $readmemh(path, s_mem);
-        open_out(f_he, "y_half_even"); open_out(f_hu, "y_half_up"); open_out(f_ha, "y_half_away");
-        open_out(f_dr, "y_double_round"); open_out(f_fl, "y_floor"); open_out(f_wr, "y_wrap");
         for (i = 0; i < N; i = i + 1) begin            // one element per clock, channel = i mod CHANNELS
             @(negedge clk);
             in_valid = 1'b1;
@@ -88,23 +85,8 @@ module tb_requantize;
         end
         @(negedge clk);
         in_valid = 1'b0;
-    end
-
-    initial done = 0;
-    always @(posedge clk) begin
-        if (v_he) $fwrite(f_he, "%h\n", y_he);
-        if (v_hu) $fwrite(f_hu, "%h\n", y_hu);
-        if (v_ha) $fwrite(f_ha, "%h\n", y_ha);
-        if (v_dr) $fwrite(f_dr, "%h\n", y_dr);
-        if (v_fl) $fwrite(f_fl, "%h\n", y_fl);
-        if (v_wr) $fwrite(f_wr, "%h\n", y_wr);
-        if (v_he) begin
-            done = done + 1;
-            if (done == N) begin
-                $fclose(f_he); $fclose(f_hu); $fclose(f_ha); $fclose(f_dr); $fclose(f_fl); $fclose(f_wr);
-                $display("tb_requantize: %0d elements x 6 nodes written to %0s", N, hw);
-                $finish;
-            end
-        end
+        wait (&done);
+        $display("tb_requantize: %0d elements x 6 nodes written", N);
+        $finish;
     end
 endmodule
