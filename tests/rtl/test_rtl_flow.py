@@ -95,7 +95,7 @@ def test_wrong_rtl_is_caught_and_explained(out, define):
 @needs_iverilog
 def test_flow_command_runs_and_says_so(tmp_path):
     """The one command (what ``make -C examples/rtl`` runs), on the smallest blocks."""
-    code = flow.main(["--rows", "64", "--out", str(tmp_path), "--blocks", "dot", "--no-faults", "--no-cocotb",
+    code = flow.main(["--rows", "64", "--out", str(tmp_path), "--blocks", "gelu", "--no-faults", "--no-cocotb",
                       "--no-synth"])
     assert code == 0
 
