@@ -124,6 +124,10 @@ def test_fixed_graph_against_the_unpatched_reference_is_not_explained(small, gra
     assert report.node("layer0.q").mismatches == 0
     assert report.node("layer1.q").artifacts.get("unexplained.intref", 0) > 0
     assert "NOT EXPLAINED" in report.to_text() and "verdict: FAIL" in report.to_text()
+    # the verdict line itself says why, with the measured value of each failed target
+    verdict = report.to_text().splitlines()[-1]
+    assert verdict.startswith("verdict: FAIL: ") and report.failures()
+    assert all(f in verdict for f in report.failures()) and " unexplained" in verdict
 
 
 def _rebuilt(graph, *, metadata=None, node=None, attributes=None):

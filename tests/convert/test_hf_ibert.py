@@ -134,6 +134,26 @@ def test_convert_refuses_models_it_cannot_import(hf):
         convert_hf_ibert(object())
 
 
+def test_an_uncalibrated_model_is_refused_with_how_to_calibrate_it(hf, batch, tmp_path, capsys):
+    _, transformers = hf
+    from intref.cli import main
+    from intref.convert.hf_ibert import convert_hf_ibert
+    from intref.convert.hf_ibert.random_model import SMALL, calibrate
+    fresh = transformers.IBertModel(transformers.IBertConfig(**{**SMALL, "quant_mode": True}))
+    with pytest.raises(ValueError, match=r"never calibrated: \d+ of \d+ activation ranges .* e\.g\. embeddings\."
+                                         r"embeddings_act1\..*train mode.*calibrate\(model, batches\)"):
+        convert_hf_ibert(fresh)
+    fresh.save_pretrained(tmp_path / "fresh")
+    capsys.readouterr()
+    assert main(["convert", "hf-ibert", str(tmp_path / "fresh"), "-o", str(tmp_path / "f.zip")]) == 2
+    err = capsys.readouterr().err
+    last = err.rstrip("\n").split("\n")[-1]      # (transformers draws its own loading bar above it)
+    assert "Traceback" not in err and last.startswith("intref convert: error: ") and "never calibrated" in last
+    assert not (tmp_path / "f.zip").exists()
+    calibrate(fresh, [batch])          # the remedy the message names
+    convert_hf_ibert(fresh)
+
+
 def test_convert_cli_exit_codes(small, batch, tmp_path, hf):
     _, transformers = hf
     from intref.bundle import load
