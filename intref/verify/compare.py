@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._checks import multi_index
 from ..errors import format_index
 from ..inttypes import IntType
 from ..golden.vectors import digits
@@ -127,6 +128,6 @@ def compare(expected: np.ndarray, got: np.ndarray, t: IntType, tolerance: int = 
     beyond = positions[np.asarray(magnitudes > tolerance, dtype=bool)]
     first = None
     if beyond.size:
-        index = tuple(int(i) for i in np.unravel_index(int(beyond[0]), expected.shape))
+        index = multi_index(beyond[0], expected.shape)
         first = Divergence(index, int(expected[index]), int(got[index]), t)
     return Comparison(int(expected.size), int(positions.size), int(beyond.size), int(magnitudes.max()), first)

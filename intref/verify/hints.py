@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._checks import multi_index
 from ..errors import IntrefError, format_index
 from ..graph import Graph, Step
 from ..interpreter import fit
@@ -130,7 +131,7 @@ def _all_exact_ties(case: HintCase, positions: np.ndarray) -> bool:
         branches = [(np.broadcast_to(x, shape), attrs[f"multiplier_{side}"], attrs[f"shift_{side}"])
                     for x, side in zip(case.inputs, "ab")]
     for flat in positions:
-        index = np.unravel_index(int(flat), shape)
+        index = multi_index(flat, shape)
         if not any(_is_tie(int(x[index]), m, s, index[-1] if index else 0) for x, m, s in branches):
             return False
     return True
@@ -221,7 +222,7 @@ def _single_bit_errors(case: HintCase) -> Optional[str]:
         return None
     bits = sorted({x.bit_length() - 1 for x in xors})
     if len(xors) == 1:
-        index = np.unravel_index(int(positions[0]), case.expected.shape)
+        index = multi_index(positions[0], case.expected.shape)
         return (f"one flipped bit: element {format_index(index)} differs only in {describe_bits(bits)}; "
                 f"every other element matches")
     return (f"single-bit errors: each of the {len(xors)} differing elements differs in exactly one bit "
@@ -232,7 +233,7 @@ def _statistics(case: HintCase) -> str:
     positions = differing_positions(case.expected, case.got)
     diffs = differences_at(case.expected, case.got, positions, case.type)
     if positions.size == 1:
-        index = np.unravel_index(int(positions[0]), case.expected.shape)
+        index = multi_index(positions[0], case.expected.shape)
         return f"no simple pattern: only element {format_index(index)} differs, by {int(diffs[0]):+d}"
     units = int(np.count_nonzero(np.abs(diffs) == 1))
     xor = 0

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .._checks import first_outside
 from ..bundle.load import graph_sha256, load
 from ..errors import IntrefError, format_index
 from ..graph import Graph
@@ -254,9 +255,8 @@ class _Session:
         info = self.graph.values[name]
         if not values.size:
             return ""
-        bad = (values < info.lo) | (values > info.hi)
-        if not bad.any():
+        index = first_outside(values, info.lo, info.hi)
+        if index is None:
             return ""
-        index = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape))
         return (f"hardware input {name!r} holds {int(values[index])} at {format_index(index)}, outside the range "
                 f"[{info.lo}, {info.hi}] the graph's analysis allows: the node cannot be re-run exactly")
