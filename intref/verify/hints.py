@@ -18,17 +18,15 @@ In order, the first that holds is reported:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .._checks import multi_index
 from ..errors import IntrefError, format_index
 from ..graph import Graph, Step
-from ..interpreter import fit
+from ..interpreter import run_node
 from ..inttypes import IntType
-from ..ops import REGISTRY
-from ..ops.base import Context
 from ..spec.rounding import ROUNDING_MODES
 from .compare import bit_positions, describe_bits, differences_at, differing_positions, percent
 from .inputs import Dump
@@ -36,20 +34,6 @@ from .inputs import Dump
 REQUANT_OPS = ("Requantize", "ResidualAdd")
 HALF_DIALECTS = ("half_even", "half_up", "half_away")   # they differ from each other only at exact ties
 MAX_TIE_CHECKS = 1 << 16           # exact-tie checks run per element, in Python ints
-
-
-def rerun_node(graph: Graph, step: Step, inputs: Sequence[np.ndarray], overflow: str,
-               overrides: Optional[dict] = None) -> Tuple[np.ndarray, ...]:
-    """Run one node on ``inputs`` (optionally with some attributes replaced) and fit each output
-    to its declared type under ``overflow``, exactly as the interpreter does."""
-    prepared = step.prepared
-    if overrides:
-        prepared = REGISTRY[step.node.op].prepare(Context(step.node.name, graph.symbols), {**step.attrs, **overrides},
-                                                  tuple(graph.values[name] for name in step.node.inputs),
-                                                  tuple(info.type for info in step.node.outputs))
-    results = prepared.run(*inputs)
-    return tuple(fit(np.asarray(array), info.type, overflow, where=f"node {step.node.name!r} output {info.name!r}")
-                 for info, array in zip(step.node.outputs, results))
 
 
 @dataclass(frozen=True)
@@ -82,9 +66,9 @@ def hint(case: HintCase) -> str:
     return _statistics(case)
 
 
-def _reproduces(case: HintCase, overrides: Optional[dict] = None, overflow: Optional[str] = None) -> bool:
+def _reproduces(case: HintCase, attributes: Optional[dict] = None, overflow: Optional[str] = None) -> bool:
     try:
-        out = rerun_node(case.graph, case.step, case.inputs, overflow or case.overflow, overrides)[case.output]
+        out = run_node(case.graph, case.step, case.inputs, overflow or case.overflow, attributes=attributes)[case.output]
     except IntrefError:   # the alternative cannot run on these inputs: the hypothesis does not hold
         return False
     return out.shape == case.got.shape and bool(np.array_equal(out, case.got))
