@@ -28,7 +28,8 @@ from ..graph import Graph, Step
 from ..interpreter import run_node
 from ..inttypes import IntType
 from ..spec.rounding import ROUNDING_MODES
-from .compare import bit_positions, describe_bits, differences_at, differing_positions, percent
+from ..mismatch import bit_positions, describe_bits, is_exact_tie
+from .compare import differences_at, differing_positions, percent
 from .inputs import Dump
 
 REQUANT_OPS = ("Requantize", "ResidualAdd")
@@ -124,7 +125,7 @@ def _all_exact_ties(case: HintCase, positions: np.ndarray) -> bool:
 def _is_tie(x: int, multiplier, shift, channel: int) -> bool:
     m = int(multiplier[channel] if isinstance(multiplier, tuple) else multiplier)
     s = int(shift[channel] if isinstance(shift, tuple) else shift)
-    return s >= 1 and (x * m) % (1 << s) == 1 << (s - 1)
+    return is_exact_tie(x * m, s)
 
 
 def _overflow_policy(case: HintCase) -> Optional[str]:
