@@ -17,13 +17,8 @@ from .._params import require_bits
 from ..errors import DtypeError, RangeError, ShapeError
 from ..inttypes import INT64_MAX
 from ..kernels.rounding import div_round_half_even
-from ..spec.layernorm import (
-    MAX_GUARD_SHIFT,
-    LayerNormParams,
-    min_safe_shift,
-    row_sum_bound,
-    variance_bound,
-)
+from ..spec.layernorm import MAX_GUARD_SHIFT, LayerNormParams
+from ..spec.layernorm_bounds import min_safe_shift, row_sum_bound, variance_bound
 
 _WHERE = "prepare_layernorm"
 SCALE_FRACTION_BITS = 30   # out_scale = sqrt(C) / 2**30 * gamma

@@ -21,7 +21,8 @@ from ..errors import RangeError
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..quant import prepare_gelu, prepare_layernorm, prepare_softmax
 from ..spec.gelu import GeluParams
-from ..spec.layernorm import LayerNormParams, min_safe_shift, normalized_range
+from ..spec.layernorm import LayerNormParams
+from ..spec.layernorm_bounds import min_safe_shift, normalized_range
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 
 SOURCES = ("prepared", "raw")

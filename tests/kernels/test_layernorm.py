@@ -14,7 +14,8 @@ from intref.inttypes import IntType
 from intref.kernels.layernorm import i_layernorm
 from intref.quant.layernorm import layernorm_error_bound, prepare_layernorm
 import intref.spec.layernorm as spec
-from intref.spec.layernorm import LayerNormParams, min_safe_shift
+from intref.spec.layernorm import LayerNormParams
+from intref.spec.layernorm_bounds import min_safe_shift
 from intref.testing import assert_identical
 
 

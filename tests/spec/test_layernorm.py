@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 
 from intref.errors import DtypeError, RangeError, ShapeError
 from intref.inttypes import INT64_MAX
-from intref.spec.layernorm import (
-    LayerNormParams,
-    i_layernorm,
-    layernorm_steps,
-    min_safe_shift,
-    normalized_range,
-    variance_bound,
-)
+from intref.spec.layernorm import LayerNormParams, i_layernorm, layernorm_steps
+from intref.spec.layernorm_bounds import min_safe_shift, normalized_range, variance_bound
 
 
 def params(channels, *, shift=0, bits=8, bias=None):
