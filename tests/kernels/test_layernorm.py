@@ -17,6 +17,7 @@ import intref.spec.layernorm as spec
 from intref.spec.layernorm import LayerNormParams
 from intref.spec.layernorm_bounds import min_safe_shift
 from intref.testing import assert_identical
+from intref.testing.strategies_nonlinear import draw_layernorm_row
 from intref.testing.twins import assert_equals_spec, spec_layernorm
 
 
@@ -34,28 +35,10 @@ def cases(draw):
     channels = draw(st.integers(1, min(12, 1 << (64 - bits))))    # the row sum must fit int64
     safe = min_safe_shift(channels, bits)
     shift = draw(st.one_of(st.integers(safe, safe + 4), st.integers(safe, 62)))
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     bias = draw(st.lists(st.integers(-(1 << 61), 1 << 61), min_size=channels, max_size=channels))
     p = params(channels, shift=shift, bits=bits, bias=bias)
     lead = draw(st.lists(st.integers(0, 3), min_size=0, max_size=3))
-    value = st.integers(lo, hi)
-    rows = []
-    for _ in range(int(np.prod(lead, dtype=np.int64))):
-        kind = draw(st.sampled_from(["random", "constant", "min", "max", "alternating", "outlier", "near"]))
-        if kind == "random":
-            row = draw(st.lists(value, min_size=channels, max_size=channels))
-        elif kind in ("constant", "min", "max"):
-            row = [{"constant": draw(value), "min": lo, "max": hi}[kind]] * channels
-        elif kind == "alternating":
-            first = draw(st.booleans())
-            row = [lo if (i % 2 == 0) == first else hi for i in range(channels)]
-        elif kind == "outlier":
-            row = [draw(value)] * channels
-            row[draw(st.integers(0, channels - 1))] = draw(st.sampled_from([lo, hi]))
-        else:
-            base = draw(value)
-            row = [min(max(base + draw(st.integers(-3, 3)), lo), hi) for _ in range(channels)]
-        rows.append(row)
+    rows = [draw_layernorm_row(draw, p) for _ in range(int(np.prod(lead, dtype=np.int64)))]
     dtype = draw(st.sampled_from([IntType(bits).storage, np.dtype(np.int64)]))
     q = np.array(rows, dtype=np.int64).reshape(tuple(lead) + (channels,)).astype(dtype)
     return p, q
