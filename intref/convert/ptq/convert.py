@@ -1,0 +1,103 @@
+"""``convert_ptq``: a float checkpoint and calibration sentences in, an integer-only graph out.
+
+    graph, report = convert_ptq("all-MiniLM-L6-v2/", sentences)            # the measured best defaults
+    graph, report = convert_ptq(ckpt, sentences, observer="mse", smoothquant=None)
+    out = intref.run(graph, feeds(ids, mask))              # "last_hidden_state", "pooled" (integers)
+    embeddings = intref.dequantize(graph, "pooled", out["pooled"])
+
+The graph is ``intref.models.ibert``'s I-BERT wiring (integer GELU, softmax and LayerNorm, 22-bit
+LayerNorm inputs, int8 Linear inputs) with post-training constants: per-channel int8 weights, int8
+embedding tables with one scale per hidden channel, activation scales from ``calibrate``, SmoothQuant
+folded into LayerNorm gamma/beta and weight columns, the last hidden state in ``output_bits`` and
+its masked mean ``pooled``. Defaults (``DEFAULTS``) are the options measured best on
+all-MiniLM-L6-v2 (README of ``intref/convert/ptq``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ...errors import TextError
+from ...graph import Graph
+from ...models.derivation import Derivation
+from ...models.ibert import Wiring, build_ibert_encoder
+from ...quant import quantize_symmetric
+from . import calibrate as cal
+from .checkpoint import Checkpoint, length_batches, load_checkpoint
+
+DEFAULTS = dict(observer="percentile", percentile=99.99, smoothquant=0.8, output_bits=16)
+MAX_BATCH = 64
+
+
+class PtqDerivation(Derivation):
+    """The float64 derivation with embedding tables quantized per hidden channel (one scale per
+    column: the outlier channels of a table no longer set every channel's grid)."""
+
+    name = "intref-ptq"
+
+    def table(self, w: np.ndarray):
+        q, scale = quantize_symmetric(w, 8, axis=1, clamp=self.weight_clamp)
+        return q, scale.reshape(-1)
+
+
+def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str], *,
+                observer: str = DEFAULTS["observer"], percentile: float = DEFAULTS["percentile"],
+                smoothquant: Optional[float] = DEFAULTS["smoothquant"], output_bits: int = DEFAULTS["output_bits"],
+                batch: int = 32, progress: cal.Progress = None) -> Tuple[Graph, dict]:
+    """Calibrate on ``calib_texts`` and build the integer graph. Returns ``(graph, report)``; the
+    report holds the options, the sentence and token counts and the time of each stage."""
+    ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+    texts = list(calib_texts)
+    if not texts:
+        raise TextError("calibration needs at least one sentence", field="calibration sentences")
+    if observer not in cal.OBSERVERS:
+        raise ValueError(f"observer {observer!r} is not one of {cal.OBSERVERS}")
+    if output_bits not in (8, 16):
+        raise ValueError(f"output_bits {output_bits} is not 8 or 16")
+    cfg = ckpt.model.config
+    stats, seconds_calibration = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
+    start = cal.time.perf_counter()
+    factors = cal.smoothing_factors(ckpt.model, stats, smoothquant)
+    point_scales = cal.scales(stats, factors, cfg.layers, observer=observer, percentile=percentile,
+                              output_bits=output_bits)
+    wiring = Wiring(max_batch=MAX_BATCH, max_seq=ckpt.max_tokens, smooth=factors, output_bits=output_bits,
+                    pooled=True)
+    options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
+                   smoothquant=smoothquant, output_bits=output_bits)
+    metadata = {"model": "ptq-encoder", "source": {"family": ckpt.family, "path": ckpt.path.name,
+                                                    "model_type": ckpt.config.get("model_type")},
+                "ptq": {**options, "calibration_sentences": len(texts)},
+                "max_tokens": ckpt.max_tokens}
+    graph = build_ibert_encoder(ckpt.model, point_scales, derivation=PtqDerivation(), wiring=wiring,
+                                metadata=metadata)
+    seconds_build = cal.time.perf_counter() - start
+    if progress:
+        progress("build", cfg.layers, cfg.layers)
+    tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
+    report = {**options, "sentences": len(texts), "tokens": tokens,
+              "seconds_calibration": round(seconds_calibration, 2), "seconds_build": round(seconds_build, 2)}
+    return graph, report
+
+
+def feeds(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict:
+    """The graph's feeds from a tokenizer's int64 arrays (ids int32, mask int8)."""
+    return {"input_ids": np.asarray(input_ids).astype(np.int32), "attention_mask": np.asarray(attention_mask).astype(np.int8)}
+
+
+def integer_embeddings(graph: Graph, ckpt: Checkpoint, texts: Sequence[str], *, batch: int = 32) -> np.ndarray:
+    """The graph's ``pooled`` output for ``texts``, dequantized: float64 ``[N, hidden]``."""
+    from ... import dequantize, run
+    out = np.zeros((len(texts), ckpt.model.config.hidden), np.float64)
+    for rows, ids, mask in length_batches(ckpt, texts, min(batch, MAX_BATCH)):
+        pooled = run(graph, feeds(ids, mask))["pooled"]
+        out[rows] = dequantize(graph, "pooled", pooled)
+    return out
+
+
+def cosine_summary(a: np.ndarray, b: np.ndarray) -> dict:
+    """Row-wise cosine of two embedding sets: mean, 5th percentile and minimum."""
+    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"mean": float(cos.mean()), "p5": float(np.percentile(cos, 5)), "min": float(cos.min())}
