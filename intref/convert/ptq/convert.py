@@ -50,16 +50,34 @@ def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str]
     """Calibrate on ``calib_texts`` and build the integer graph. Returns ``(graph, report)``; the
     report holds the options, the sentence and token counts and the time of each stage."""
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+    check_options(observer, smoothquant, output_bits)
     texts = list(calib_texts)
     if not texts:
         raise TextError("calibration needs at least one sentence", field="calibration sentences")
+    stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
+    (graph, report), seconds_build = cal.timed(build_ptq, ckpt, stats, observer=observer, percentile=percentile,
+                                               smoothquant=smoothquant, output_bits=output_bits)
+    if progress:
+        progress("build", ckpt.model.config.layers, ckpt.model.config.layers)
+    return graph, {**report, "sentences": len(texts), "seconds_calibration": round(seconds, 2), "seconds_build": round(seconds_build, 2)}
+
+
+def check_options(observer: str, smoothquant: Optional[float], output_bits: int) -> None:
     if observer not in cal.OBSERVERS:
         raise ValueError(f"observer {observer!r} is not one of {cal.OBSERVERS}")
+    if smoothquant is not None and not 0.0 <= smoothquant <= 1.0:
+        raise ValueError(f"smoothquant alpha {smoothquant} is outside [0, 1] (None: no SmoothQuant)")
     if output_bits not in (8, 16):
         raise ValueError(f"output_bits {output_bits} is not 8 or 16")
+
+
+def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observer"],
+              percentile: float = DEFAULTS["percentile"], smoothquant: Optional[float] = DEFAULTS["smoothquant"],
+              output_bits: int = DEFAULTS["output_bits"]) -> Tuple[Graph, dict]:
+    """The integer graph from calibration statistics (``calibrate.collect``): one calibration pass
+    can serve several option sets."""
+    check_options(observer, smoothquant, output_bits)
     cfg = ckpt.model.config
-    stats, seconds_calibration = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
-    start = cal.time.perf_counter()
     factors = cal.smoothing_factors(ckpt.model, stats, smoothquant)
     point_scales = cal.scales(stats, factors, cfg.layers, observer=observer, percentile=percentile,
                               output_bits=output_bits)
@@ -67,19 +85,13 @@ def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str]
                     pooled=True)
     options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
                    smoothquant=smoothquant, output_bits=output_bits)
-    metadata = {"model": "ptq-encoder", "source": {"family": ckpt.family, "path": ckpt.path.name,
-                                                    "model_type": ckpt.config.get("model_type")},
-                "ptq": {**options, "calibration_sentences": len(texts)},
-                "max_tokens": ckpt.max_tokens}
+    tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
+    metadata = {"model": "ptq-encoder", "max_tokens": ckpt.max_tokens,
+                "source": {"family": ckpt.family, "model_type": ckpt.config.get("model_type"), "path": ckpt.path.name},
+                "ptq": {**options, "calibration_tokens": tokens}}
     graph = build_ibert_encoder(ckpt.model, point_scales, derivation=PtqDerivation(), wiring=wiring,
                                 metadata=metadata)
-    seconds_build = cal.time.perf_counter() - start
-    if progress:
-        progress("build", cfg.layers, cfg.layers)
-    tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
-    report = {**options, "sentences": len(texts), "tokens": tokens,
-              "seconds_calibration": round(seconds_calibration, 2), "seconds_build": round(seconds_build, 2)}
-    return graph, report
+    return graph, {**options, "tokens": tokens}
 
 
 def feeds(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict:
