@@ -6,6 +6,7 @@ from .embedding import Embedding, PositionIds
 from .gelu import IGelu
 from .gemm import Linear, MatMul
 from .layernorm import ILayerNorm
+from .pool import MaskedMeanPool
 from .requant import Requantize, ResidualAdd
 from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
 from .softmax import ISoftmax, PaddingMask
@@ -14,6 +15,6 @@ REGISTRY = {op.name: op for op in (
     Embedding(), PositionIds(),
     Linear(), MatMul(),
     Requantize(), ResidualAdd(),
-    IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(),
+    IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(), MaskedMeanPool(),
     Reshape(), Transpose(), SplitHeads(), MergeHeads(), Slice(), Gather(),
 )}
