@@ -49,9 +49,17 @@ def _run(args) -> int:
     import numpy as np
 
     from .bundle import load
+    from .errors import FeedError
     from .interpreter import run
     graph = load(args.bundle)
-    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+    if args.text or args.text_file:
+        from .convert.ptq.text import read_text_file, run_texts
+        if args.feed or args.trace or args.verbose:
+            raise FeedError("--text/--text-file take the place of --feed and run without --trace/--verbose")
+        texts = list(args.text or []) + [t for f in args.text_file or [] for t in read_text_file(f)]
+        results = run_texts(graph, texts, overflow=args.overflow)
+    else:
+        results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, array in results.items():
@@ -146,9 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
+    p = sub.add_parser("run", help="run a bundle on .npy feeds (or text) and write its outputs as .npy")
     p.add_argument("bundle")
     p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
+    p.add_argument("--text", action="append", metavar="SENTENCE",
+                   help="a sentence, tokenized by the bundle's own tokenizer (repeatable; instead of --feed)")
+    p.add_argument("--text-file", action="append", metavar="FILE", help="UTF-8 sentences, one a line")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
