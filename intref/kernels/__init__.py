@@ -10,7 +10,8 @@ from .layernorm import i_layernorm
 from .gemm import matmul
 from .requant import add_requantized, requantize
 from .rounding import div_round_half_even, rshift_round
+from .pool import masked_mean
 from .softmax import i_exp, i_softmax
 
 __all__ = ["add_requantized", "div_round_half_even", "i_exp", "i_gelu", "i_layernorm", "i_softmax", "isqrt",
-           "matmul", "requantize", "rshift_round"]
+           "masked_mean", "matmul", "requantize", "rshift_round"]

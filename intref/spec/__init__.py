@@ -11,8 +11,9 @@ from .layernorm import LayerNormParams, i_layernorm
 from .gemm import matmul
 from .requant import add_requantized, requantize
 from .rounding import ROUNDING_MODES, div_round_half_even, rshift_round
+from .pool import masked_mean
 from .softmax import SoftmaxParams, i_exp, i_softmax
 
 __all__ = ["GeluParams", "LayerNormParams", "ROUNDING_MODES", "SoftmaxParams", "add_requantized",
            "div_round_half_even", "i_exp", "i_gelu", "i_layernorm", "i_softmax", "isqrt", "isqrt_with_count",
-           "matmul", "requantize", "rshift_round"]
+           "masked_mean", "matmul", "requantize", "rshift_round"]
