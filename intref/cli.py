@@ -109,6 +109,9 @@ def _verify(args) -> int:
 
 
 def _convert(args) -> int:
+    if args.source == "ptq":
+        from .convert.ptq.cli import cli_main
+        return cli_main(args)
     from .bundle import save
     from .inspect import describe
     try:
@@ -144,6 +147,7 @@ def _crosscheck(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .convert.ptq.cli import add_arguments as ptq_arguments
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("selfcheck", help="verify every kernel against its scalar spec on this machine")
@@ -192,14 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", metavar="PATH", help="the bundle, when not the manifest's own")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint)")
-    p.add_argument("source", choices=("hf-ibert",))
+    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint; "
+                                       "ptq: post-training quantization of a float BERT/RoBERTa checkpoint)")
+    p.add_argument("source", choices=("hf-ibert", "ptq"))
     p.add_argument("model_dir", help="a directory holding config.json and the weights (no hub access)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
     p.add_argument("--fix-scales", action="store_true",
                    help="the intended per-layer scales instead of the reference's stale hidden-state scale")
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
+    ptq_arguments(p)
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("crosscheck", help="compare an imported model with its reference point by point and "

@@ -35,7 +35,7 @@ Post-training options (``intref.convert.ptq``; the defaults leave the graph as a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -114,7 +114,8 @@ class _Encoder:
 
 
 def build_ibert_encoder(model: FloatEncoder, scales: dict, *, derivation: Optional[Derivation] = None,
-                        wiring: Optional[Wiring] = None, metadata: Optional[dict] = None) -> Graph:
+                        wiring: Optional[Wiring] = None, metadata: Optional[dict] = None,
+                        on_layer: Optional[Callable[[int, int], None]] = None) -> Graph:
     """The integer encoder graph: inputs ``input_ids``, ``attention_mask`` [batch, seq] (and
     ``token_type_ids`` when wired), output ``last_hidden_state`` (the last layer's output, node
     ``layer{N-1}.out``, ``int<output_bits>`` at scale ``scales[layer{N-1}.out]``) and, with
@@ -127,6 +128,8 @@ def build_ibert_encoder(model: FloatEncoder, scales: dict, *, derivation: Option
         believed = s_h0 if enc.w.stale_hidden_scale else s_in
         out_name = "last_hidden_state" if i == len(model.layers) - 1 else None
         h, s_in = _layer(enc, layer, f"layer{i}", h, s_in, believed, mask, out_name)
+        if on_layer:
+            on_layer(i + 1, len(model.layers))
     enc.b.output(h)
     if enc.w.pooled:
         enc.b.output(enc.b.add("MaskedMeanPool", [h, "attention_mask"], f"int{enc.w.output_bits}", name="pooled",

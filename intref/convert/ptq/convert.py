@@ -27,6 +27,7 @@ from ...models.ibert import Wiring, build_ibert_encoder
 from ...quant import quantize_symmetric
 from . import calibrate as cal
 from .checkpoint import Checkpoint, length_batches, load_checkpoint
+from .text import tokenizer_metadata
 
 DEFAULTS = dict(observer="percentile", percentile=99.99, smoothquant=0.8, output_bits=16)
 MAX_BATCH = 64
@@ -56,9 +57,7 @@ def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str]
         raise TextError("calibration needs at least one sentence", field="calibration sentences")
     stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
     (graph, report), seconds_build = cal.timed(build_ptq, ckpt, stats, observer=observer, percentile=percentile,
-                                               smoothquant=smoothquant, output_bits=output_bits)
-    if progress:
-        progress("build", ckpt.model.config.layers, ckpt.model.config.layers)
+                                               smoothquant=smoothquant, output_bits=output_bits, progress=progress)
     return graph, {**report, "sentences": len(texts), "seconds_calibration": round(seconds, 2), "seconds_build": round(seconds_build, 2)}
 
 
@@ -73,7 +72,7 @@ def check_options(observer: str, smoothquant: Optional[float], output_bits: int)
 
 def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observer"],
               percentile: float = DEFAULTS["percentile"], smoothquant: Optional[float] = DEFAULTS["smoothquant"],
-              output_bits: int = DEFAULTS["output_bits"]) -> Tuple[Graph, dict]:
+              output_bits: int = DEFAULTS["output_bits"], progress: cal.Progress = None) -> Tuple[Graph, dict]:
     """The integer graph from calibration statistics (``calibrate.collect``): one calibration pass
     can serve several option sets."""
     check_options(observer, smoothquant, output_bits)
@@ -89,8 +88,9 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
     metadata = {"model": "ptq-encoder", "max_tokens": ckpt.max_tokens,
                 "source": {"family": ckpt.family, "model_type": ckpt.config.get("model_type"), "path": ckpt.path.name},
                 "ptq": {**options, "calibration_tokens": tokens}}
+    on_layer = (lambda done, total: progress("build", done, total)) if progress else None
     graph = build_ibert_encoder(ckpt.model, point_scales, derivation=PtqDerivation(), wiring=wiring,
-                                metadata=metadata)
+                                metadata={**metadata, **tokenizer_metadata(ckpt.tokenizer)}, on_layer=on_layer)
     return graph, {**options, "tokens": tokens}
 
 
