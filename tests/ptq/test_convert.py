@@ -101,7 +101,7 @@ def test_cli_converts_inspects_and_runs_text(tmp_path, capsys):
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(bundle)]) == 0
     captured = capsys.readouterr()
     assert "calibrate: 32/32 sentences" in captured.err and "build: 2/2 layers" in captured.err
-    assert "pooled" in captured.out and "observer percentile" in captured.out
+    assert "pooled" in captured.out and "observer mse" in captured.out
     assert main(["inspect", str(bundle)]) == 0
     assert main(["run", str(bundle), "--text", "a good movie", "--out", str(tmp_path / "out")]) == 0
     pooled = np.load(tmp_path / "out" / "pooled.npy")
