@@ -2,8 +2,8 @@
 
 - ``float_embeddings``: the float NumPy model of the checkpoint (``Checkpoint.embed``), cached on
   disk because the probe's training split is large and the float model never changes;
-- ``graph_embeddings``: an integer bundle run by the interpreter, its integer ``pooled`` output
-  dequantized with the graph's own scale;
+- an integer bundle's: ``intref.convert.ptq.integer_embeddings``, its integer ``pooled`` output
+  run by the interpreter and dequantized with the graph's own scale;
 - ``reference_embeddings``: Hugging Face's I-BERT (``quant_mode=True``) holding the checkpoint's
   BERT weights and calibrated on the same sentences, mean-pooled like the others (torch).
 
@@ -21,9 +21,6 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from intref.convert.ptq.checkpoint import Checkpoint, length_batches, mean_pool
-
-POOLED = "pooled"
-
 
 def _progress(report: Optional[Callable[[str], None]], label: str, done: int, total: int) -> None:
     if report is not None:
@@ -51,29 +48,6 @@ def float_embeddings(ckpt: Checkpoint, texts: Sequence[str], *, cache: Optional[
         file.parent.mkdir(parents=True, exist_ok=True)
         np.savez(file, embeddings=embeddings, seconds=seconds)
     return embeddings, seconds
-
-
-def graph_embeddings(graph, ckpt: Checkpoint, texts: Sequence[str], *, progress=None,
-                     label: str = "intref") -> np.ndarray:
-    """The dequantized integer ``pooled`` output of ``graph`` for each text, batches of the graph's
-    ``batch`` symbol (the interpreter checks every input and every intermediate's declared type)."""
-    from intref import dequantize, run
-    from intref.convert.ptq.text import bundle_tokenizer
-    if bundle_tokenizer(graph).vocab != ckpt.tokenizer.vocab:
-        raise ValueError("the bundle's tokenizer is not the checkpoint's")
-    batch = int(graph.symbols.get("batch", 16))
-    names = {info.name for info in graph.inputs}
-    out, done = None, 0
-    for rows, ids, mask in length_batches(ckpt, texts, batch):
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        pooled = dequantize(graph, POOLED, run(graph, {k: v for k, v in feeds.items() if k in names})[POOLED])
-        if out is None:
-            out = np.zeros((len(texts), pooled.shape[-1]), np.float64)
-        out[rows] = pooled
-        done += len(rows)
-        if done % (batch * 16) < batch or done == len(texts):
-            _progress(progress, label, done, len(texts))
-    return out
 
 
 def reference_model(ckpt: Checkpoint, calibration: Sequence[str]):

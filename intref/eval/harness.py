@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from . import data, metrics
-from .embed import float_embeddings, graph_embeddings, reference_embeddings, reference_model
+from .embed import float_embeddings, reference_embeddings, reference_model
 from .probe import Probe, fit_probe
 
 LABELLED = ("movie", "tweets")
@@ -103,10 +103,14 @@ def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = Tr
     probes = {s: fit_probe(float_train[s], sets.train[s].labels, len(sets.train[s].classes)) for s in LABELLED}
     rows = [score("float (NumPy float64)", float_test, float_test, sets, probes, float_seconds)]
     for name, kwargs in options.items():
-        from intref.convert.ptq import convert_ptq
+        from intref.convert.ptq import convert_ptq, integer_embeddings
         start = time.perf_counter()
         graph, _ = convert_ptq(ckpt, sets.calibration, **kwargs)
-        embedded = {s: graph_embeddings(graph, ckpt, t, progress=progress, label=f"{name} {s}") for s, t in texts.items()}
+        embedded = {}
+        for s, t in texts.items():
+            embedded[s] = integer_embeddings(graph, ckpt, t)
+            if progress:
+                progress(f"{name} {s}: {len(t)} sentences")
         rows.append(score(name, embedded, float_test, sets, probes, time.perf_counter() - start))
     if reference:
         rows.append(_reference_row(ckpt, sets, texts, float_test, probes, progress))

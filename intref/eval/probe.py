@@ -3,7 +3,9 @@
     probe = fit_probe(train_embeddings, train_labels, n_classes=2)      # on float embeddings
     predictions = probe.predict(test_embeddings)                        # float or integer model's
 
-The features are standardized with the training set's mean and standard deviation, then the
+The features are standardized with the training set's mean and standard deviation (floored at
+``STD_FLOOR`` times the median channel's: all-MiniLM-L6-v2 has a channel whose float spread is
+~1e-32, which plain standardization would turn into the probe's loudest feature), then the
 weights ``W`` [d, k] and bias ``b`` [k] minimize
 
     mean over samples of cross-entropy(softmax(x W + b), y)  +  ||W||^2 / (2 C n)
@@ -19,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+STD_FLOOR = 1e-3    # relative to the median channel: a (near-)constant channel must not be blown up
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def fit_probe(x: np.ndarray, labels: np.ndarray, n_classes: int, *, c: float = 4
         raise ValueError(f"labels must lie in 0..{n_classes - 1}")
     n, d = x.shape
     mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    std = np.maximum(std, STD_FLOOR * np.median(std) + np.finfo(np.float64).tiny)   # a constant channel stays ~0
     z = (x - mean) / std
     onehot = np.eye(n_classes)[labels]
     lam = 1.0 / (c * n)
