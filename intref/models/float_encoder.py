@@ -34,6 +34,8 @@ class EncoderConfig:
     pad_token_id: int = 1
     position_mode: str = "padding_aware"   # "padding_aware" (RoBERTa/I-BERT) or "arange" (BERT)
     layer_norm_eps: float = 1e-5
+    relative_buckets: int = 0         # MPNet: buckets of the relative-position attention bias (0: none)
+    relative_max_distance: int = 128
 
     @property
     def head_dim(self) -> int:
@@ -69,6 +71,7 @@ class FloatEncoder:
     emb_ln_gamma: np.ndarray
     emb_ln_beta: np.ndarray
     layers: List[FloatLayer] = field(default_factory=list)
+    relative_bias: Optional[np.ndarray] = None   # MPNet: [buckets, heads], added to every layer's scores
 
 
 def position_ids(ids: np.ndarray, config: EncoderConfig) -> np.ndarray:
@@ -76,6 +79,33 @@ def position_ids(ids: np.ndarray, config: EncoderConfig) -> np.ndarray:
         return np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
     real = (ids != config.pad_token_id).astype(np.int64)
     return np.cumsum(real, axis=1) * real + config.pad_token_id
+
+
+def relative_buckets(length: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
+    """MPNet's (T5's bidirectional) bucket of every relative distance ``d = key - query`` in
+    ``-(length-1) .. length-1`` (index ``d + length - 1``), int64. Half the buckets for each sign;
+    distances below a quarter of the buckets exact, larger ones logarithmic up to ``max_distance``.
+    The logarithm is taken in float32 as transformers does (``relative_position_bucket``)."""
+    n = -np.arange(-(length - 1), length, dtype=np.int64)
+    half = num_buckets // 2
+    exact = half // 2
+    sign = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    with np.errstate(divide="ignore"):
+        scaled = (np.log(np.maximum(n, 1).astype(np.float32) / np.float32(exact))
+                  / np.float32(math.log(max_distance / exact)) * np.float32(half - exact))
+    large = np.minimum(exact + scaled.astype(np.int64), half - 1)
+    return sign + np.where(n < exact, n, large)
+
+
+def position_bias(model: "FloatEncoder", length: int) -> Optional[np.ndarray]:
+    """The relative-position attention bias ``[heads, length, length]`` (None without one)."""
+    if model.relative_bias is None:
+        return None
+    cfg = model.config
+    buckets = relative_buckets(length, cfg.relative_buckets, cfg.relative_max_distance)
+    distance = np.arange(length)[None, :] - np.arange(length)[:, None] + length - 1
+    return model.relative_bias[buckets[distance]].transpose(2, 0, 1)
 
 
 def layer_norm(x: np.ndarray, gamma, beta, eps: float) -> np.ndarray:
@@ -93,6 +123,35 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + (w.shape[0],)) + b
 
 
+_ERF_STEP, _ERF_END = 1.0 / 256, 6.0          # erf(6) = 1 - 2e-17: 1.0 in float64
+_ERF_GRID = np.arange(0.0, _ERF_END + _ERF_STEP, _ERF_STEP)
+_ERF_VALUES = np.array([math.erf(v) for v in _ERF_GRID])
+_ERF_SLOPES = 2.0 / math.sqrt(math.pi) * np.exp(-_ERF_GRID ** 2) * _ERF_STEP
+
+
+def erf_hermite(x: np.ndarray) -> np.ndarray:
+    """``erf(x)`` by cubic Hermite interpolation of ``math.erf`` and its exact derivative on a grid
+    of step 1/256 over [0, 6] (odd symmetry; 1 beyond 6). Error below step**4 / 384 times the
+    largest fourth derivative, under 1e-11; about 4x faster than ``math.erf`` per element."""
+    a = np.minimum(np.abs(x), _ERF_END) / _ERF_STEP
+    i = np.minimum(a.astype(np.int64), _ERF_GRID.size - 2)
+    u = a - i
+    v = 1.0 - u
+    y = (v * v * ((1.0 + 2.0 * u) * _ERF_VALUES[i] + u * _ERF_SLOPES[i])
+         + u * u * ((3.0 - 2.0 * u) * _ERF_VALUES[i + 1] - v * _ERF_SLOPES[i + 1]))
+    return np.copysign(y, x)
+
+
+def gelu_fast(x: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``gelu`` with ``erf_hermite`` (agrees with ``gelu`` to about 1e-11), in cache-sized chunks."""
+    flat = np.ascontiguousarray(x, np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        out[start:start + chunk] = 0.5 * part * (1.0 + erf_hermite(part / math.sqrt(2.0)))
+    return out.reshape(np.shape(x))
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -100,8 +159,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def forward(model: FloatEncoder, ids: np.ndarray, attention_mask: Optional[np.ndarray] = None,
             token_type_ids: Optional[np.ndarray] = None,
-            observe: Optional[Callable[[str, np.ndarray], None]] = None) -> np.ndarray:
-    """Last hidden state ``[batch, seq, hidden]``; ``observe(name, value)`` sees each quantization point."""
+            observe: Optional[Callable[[str, np.ndarray], None]] = None, activation=gelu) -> np.ndarray:
+    """Last hidden state ``[batch, seq, hidden]``; ``observe(name, value)`` sees each quantization point.
+    ``activation``: the GELU to use (``gelu_fast`` for long calibration runs)."""
     cfg = model.config
     see = observe or (lambda name, value: None)
     mask = np.ones(ids.shape) if attention_mask is None else attention_mask
@@ -118,12 +178,15 @@ def forward(model: FloatEncoder, ids: np.ndarray, attention_mask: Optional[np.nd
     x = layer_norm(x, model.emb_ln_gamma, model.emb_ln_beta, cfg.layer_norm_eps)
     see("emb.out", x)
     additive = (1.0 - mask[:, None, None, :]) * -10000.0
+    bias = position_bias(model, ids.shape[1])
+    if bias is not None:
+        additive = additive + bias[None]
     for i, layer in enumerate(model.layers):
-        x = _layer(layer, cfg, x, additive, lambda name, value, i=i: see(f"layer{i}.{name}", value))
+        x = _layer(layer, cfg, x, additive, lambda name, value, i=i: see(f"layer{i}.{name}", value), activation)
     return x
 
 
-def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
+def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see, activation=gelu):
     b, s, h = x.shape
     heads, d = cfg.heads, cfg.head_dim
 
@@ -141,7 +204,7 @@ def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
     a = layer_norm(attn + x, p.ln1_gamma, p.ln1_beta, cfg.layer_norm_eps)
     see("attn.out", a)
     see("ffn.in", a)
-    inner = gelu(linear(a, p.ffn_in_w, p.ffn_in_b))
+    inner = activation(linear(a, p.ffn_in_w, p.ffn_in_b))
     see("gelu.out", inner)
     see("ffn.mid", inner)
     out = linear(inner, p.ffn_out_w, p.ffn_out_b)

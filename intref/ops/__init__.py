@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .embedding import Embedding, PositionIds
+from .embedding import Embedding, PositionIds, RelativeBuckets
 from .gelu import IGelu
 from .gemm import Linear, MatMul
 from .layernorm import ILayerNorm
@@ -12,7 +12,7 @@ from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
 from .softmax import ISoftmax, PaddingMask
 
 REGISTRY = {op.name: op for op in (
-    Embedding(), PositionIds(),
+    Embedding(), PositionIds(), RelativeBuckets(),
     Linear(), MatMul(),
     Requantize(), ResidualAdd(),
     IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(), MaskedMeanPool(),
