@@ -46,9 +46,9 @@ CONFIGS = [  # (label, options); every run also has per-channel int8 weights and
     ("percentile 99.999 + SmoothQuant 0.8", dict(observer="percentile", percentile=99.999, smoothquant=0.8)),
     ("MSE + SmoothQuant 0.6", dict(observer="mse", smoothquant=0.6)),
     ("MSE + SmoothQuant 0.7", dict(observer="mse", smoothquant=0.7)),
-    ("MSE + SmoothQuant 0.9", dict(observer="mse", smoothquant=0.9)),
     ("MSE + SmoothQuant 0.8, 8-bit output", dict(observer="mse", smoothquant=0.8, output_bits=8)),
-    ("MSE + SmoothQuant 0.8 (default)", dict(observer="mse", smoothquant=0.8)),
+    ("MSE + SmoothQuant 0.8", dict(observer="mse", smoothquant=0.8)),
+    ("MSE + SmoothQuant 0.9 (default)", dict(observer="mse", smoothquant=0.9)),
 ]
 
 

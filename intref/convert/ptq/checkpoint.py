@@ -28,7 +28,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import CheckpointError, TextError
-from ...models.float_encoder import EncoderConfig, FloatEncoder, FloatLayer, forward, gelu_fast
+from ...models.float_encoder import BLAS, EncoderConfig, FloatEncoder, FloatLayer, forward
 from .safetensors import read_safetensors
 from .tokenizer import WordPieceTokenizer
 
@@ -84,7 +84,7 @@ class Checkpoint:
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray, observe=None) -> np.ndarray:
         """The float64 last hidden state ``[B, S, hidden]``."""
         return forward(self.model, np.asarray(input_ids, np.int64), np.asarray(attention_mask, np.float64),
-                       observe=observe, activation=gelu_fast)
+                       observe=observe, arithmetic=BLAS)
 
     def embed(self, texts: Sequence[str], *, batch: int = 32) -> np.ndarray:
         """Mean-pooled float64 sentence embeddings ``[N, hidden]`` (sentence-transformers' pooling)."""

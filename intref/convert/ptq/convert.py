@@ -29,7 +29,7 @@ from . import calibrate as cal
 from .checkpoint import Checkpoint, length_batches, load_checkpoint
 from .text import tokenizer_metadata
 
-DEFAULTS = dict(observer="mse", percentile=99.99, smoothquant=0.8, output_bits=16)
+DEFAULTS = dict(observer="mse", percentile=99.99, smoothquant=0.9, output_bits=16)
 MAX_BATCH = 64
 
 
