@@ -2,7 +2,7 @@
 
     INTREF_DATA_DIR=DIR python benchmarks/accuracy.py [--model minilm|mpnet] [--checkpoint DIR]
         [--n-train 2000] [--n-test 1000] [--n-calib 256] [--option NAME:key=value,...]
-        [--no-reference] [--slice] [--cache DIR] [--json FILE]
+        [--no-reference] [--slice] [--cache DIR] [--json FILE] [--jobs N]
 
 Prints one Markdown table (intref/eval/harness.py explains the protocol): the float NumPy model,
 intref's PTQ bundle with the default options, HF's I-BERT (``quant_mode=True``, the reference
@@ -65,6 +65,7 @@ def parse_args(argv=None):
                    ", ".join(f"{k}={v}" for k, v in SLICE.items()) + ")")
     p.add_argument("--cache", type=Path, help="float-embedding cache (default $INTREF_DATA_DIR/cache)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON")
+    p.add_argument("--jobs", type=int, default=1, help="processes running the integer graphs (default 1)")
     return p.parse_args(argv)
 
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         cache = args.cache if args.cache is not None else data_dir() / "cache"
         options = {"intref PTQ (defaults)": {}, **dict(args.option)}
         result = evaluate(ckpt, sets, options=options, reference=not args.no_reference, cache=cache,
-                          progress=progress)
+                          progress=progress, jobs=args.jobs)
     except (MissingResource, IntrefError) as error:
         print(f"accuracy.py: {error}", file=sys.stderr)
         return 2

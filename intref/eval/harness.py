@@ -88,9 +88,11 @@ def score(name: str, embeddings: Dict[str, np.ndarray], reference: Dict[str, np.
 
 
 def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = True,
-             cache: Optional[Path] = None, progress: Optional[Callable[[str], None]] = None) -> Result:
+             cache: Optional[Path] = None, progress: Optional[Callable[[str], None]] = None,
+             jobs: int = 1) -> Result:
     """The float row, one intref row per entry of ``options`` (name -> ``convert_ptq`` keyword
-    arguments), and the HF I-BERT reference row (BERT checkpoints; else a row saying why not)."""
+    arguments), and the HF I-BERT reference row (BERT checkpoints; else a row saying why not).
+    ``jobs``: processes that run the integer graphs (the interpreter is single-threaded)."""
     texts = {s: sets.test[s].texts for s in LABELLED}
     texts["lee"] = sets.lee_docs
     float_train, float_test, float_seconds = {}, {}, 0.0
@@ -108,7 +110,7 @@ def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = Tr
         graph, _ = convert_ptq(ckpt, sets.calibration, **kwargs)
         embedded = {}
         for s, t in texts.items():
-            embedded[s] = integer_embeddings(graph, ckpt, t)
+            embedded[s] = in_processes(lambda chunk: integer_embeddings(graph, ckpt, chunk), t, jobs)
             if progress:
                 progress(f"{name} {s}: {len(t)} sentences")
         rows.append(score(name, embedded, float_test, sets, probes, time.perf_counter() - start))
@@ -118,6 +120,30 @@ def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = Tr
     sizes.update({f"{s} test": len(sets.test[s].texts) for s in LABELLED})
     sizes.update({"lee docs": len(sets.lee_docs), "calibration": len(sets.calibration)})
     return Result(rows, probes, sizes)
+
+
+_WORK: Optional[Callable] = None      # the function a forked worker of ``in_processes`` applies
+
+
+def _apply(chunk):
+    return _WORK(chunk)
+
+
+def in_processes(function: Callable[[List[str]], np.ndarray], texts: Sequence[str], jobs: int) -> np.ndarray:
+    """``function(texts)`` computed by ``jobs`` forked processes on contiguous chunks, concatenated
+    in order (rows are independent: every system embeds each sentence alone or in a padded batch
+    whose padding is masked). ``jobs <= 1``: in this process."""
+    global _WORK
+    if jobs <= 1 or len(texts) < 2 * jobs:
+        return function(list(texts))
+    import multiprocessing
+    chunks = [[texts[i] for i in part] for part in np.array_split(np.arange(len(texts)), jobs)]
+    _WORK = function
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return np.concatenate(pool.map(_apply, chunks))
+    finally:
+        _WORK = None
 
 
 def _reference_row(ckpt, sets, texts, float_test, probes, progress) -> Row:
