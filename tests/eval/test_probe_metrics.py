@@ -74,3 +74,11 @@ def test_split_is_a_fixed_disjoint_permutation():
     assert len(data.split(100, None, 20)[0]) == 80
     with pytest.raises(ValueError, match="leaves no training items"):
         data.split(10, None, 10)
+
+
+def test_in_processes_keeps_the_order_of_the_texts():
+    from intref.eval.harness import in_processes
+    texts = [f"{'x' * i} sentence" for i in range(11)]
+    lengths = lambda chunk: np.array([[len(t), len(t) % 3] for t in chunk], dtype=np.float64)  # noqa: E731
+    np.testing.assert_array_equal(in_processes(lengths, texts, 3), lengths(texts))
+    np.testing.assert_array_equal(in_processes(lengths, texts[:3], 3), lengths(texts[:3]))   # too few: serial
