@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from ..bundle_metadata import check_metadata
+from .metadata import check_metadata
 from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
 from ..graph import NAME, SYMBOL, Node, ValueInfo
 from ..inttypes import INT64_MAX, INT64_MIN, IntType

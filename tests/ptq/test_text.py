@@ -1,4 +1,4 @@
-"""Text into a bundle (intref/convert/ptq/text.py, intref/bundle_metadata.py, ``intref run --text``):
+"""Text into a bundle (intref/convert/ptq/text.py, intref/bundle/metadata.py, ``intref run --text``):
 the tokenizer travels in graph.json, is validated on load, and tokenizes real text for the run;
 every bad input is an intref error naming file, field or sentence."""
 

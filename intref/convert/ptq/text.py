@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from intref.errors import FeedError, TextError
-from .tokenizer import WordPieceTokenizer
+from .tokenizer import WordPieceTokenizer, read_utf8
 
 TOKENIZER_KEY = "tokenizer"
 SEQ_SYMBOL, BATCH_SYMBOL = "seq", "batch"
@@ -43,16 +43,7 @@ def bundle_tokenizer(graph) -> WordPieceTokenizer:
 def read_text_file(path) -> List[str]:
     """The non-blank lines of a UTF-8 text file, stripped. ``TextError`` naming the file (and the line)
     when it cannot be read, is not UTF-8 or holds no text."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise TextError(f"cannot read: {error.strerror or error}", path=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[:error.start].count(b"\n") + 1
-        raise TextError(f"not UTF-8 (byte {error.start})", path=str(path), field=f"line {line}") from None
+    text = read_utf8(path, TextError)
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:

@@ -103,6 +103,21 @@ def wordpiece(word: str, index: Dict[str, int], unk_id: int) -> List[int]:
     return ids
 
 
+def read_utf8(path, error: type) -> str:
+    """The text of a UTF-8 file; ``error`` (a ``FileFieldError`` class) naming the file, and the line
+    of the first bad byte, when it cannot be read or decoded."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise error(f"not UTF-8 (byte {exc.start})", path=str(path), field=f"line {line}") from None
+
+
 class WordPieceTokenizer:
     """A BERT WordPiece tokenizer over a vocabulary list (see the module doc). ``specials`` maps the
     roles cls/sep/pad/unk/mask to their tokens; cls, sep, pad and unk must be in the vocabulary."""
@@ -130,14 +145,7 @@ class WordPieceTokenizer:
     def from_vocab_file(cls, path, lower_case: bool = True, specials: Optional[Dict[str, str]] = None):
         """Read ``vocab.txt`` (UTF-8, one token a line); errors name the file and line."""
         path = Path(path)
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as error:
-            raise VocabularyError(f"cannot read: {error.strerror or error}", path=str(path)) from None
-        except UnicodeDecodeError as error:
-            line = path.read_bytes()[:error.start].count(b"\n") + 1
-            raise VocabularyError(f"not UTF-8 (byte {error.start})", path=str(path), field=f"line {line}") from None
-        vocab = text.split("\n")
+        vocab = read_utf8(path, VocabularyError).split("\n")
         if vocab and vocab[-1] == "":
             vocab.pop()
         vocab = [token[:-1] if token.endswith("\r") else token for token in vocab]

@@ -14,7 +14,7 @@ Each defect raises ``SchemaError`` naming graph.json and the field (``metadata.t
 
 from __future__ import annotations
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 FILE = "graph.json"
 FIELD = "metadata.tokenizer"
