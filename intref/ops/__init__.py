@@ -5,10 +5,12 @@ from __future__ import annotations
 from .embedding import Embedding, PositionIds
 from .gelu import IGelu
 from .gemm import Linear, MatMul
+from .groupwise import GroupLinear
 from .layernorm import ILayerNorm
 from .requant import Requantize, ResidualAdd
 from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
 from .softmax import ISoftmax, PaddingMask
+from .tokenwise import TokenQuantize, TokenRequantize, TokenScale
 
 REGISTRY = {op.name: op for op in (
     Embedding(), PositionIds(),
@@ -16,4 +18,5 @@ REGISTRY = {op.name: op for op in (
     Requantize(), ResidualAdd(),
     IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(),
     Reshape(), Transpose(), SplitHeads(), MergeHeads(), Slice(), Gather(),
+    GroupLinear(), TokenScale(), TokenQuantize(), TokenRequantize(),   # ZeroQuant schemes (issue 12)
 )}
