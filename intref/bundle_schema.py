@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from .bundle_metadata import check_metadata
 from .errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
 from .graph import NAME, SYMBOL, Node, ValueInfo
 from .inttypes import IntType
@@ -175,6 +176,7 @@ def parse_document(doc) -> GraphDocument:
     quantization = _quantization(doc.get("quantization", {}), names)
     metadata = _expect("metadata", doc.get("metadata", {}), "object")
     _check_depth("metadata", metadata, 0)
+    check_metadata(metadata)
     return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata)
 
 

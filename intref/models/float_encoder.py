@@ -19,7 +19,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-_ERF = np.vectorize(math.erf, otypes=[np.float64])
+_ERF = np.frompyfunc(math.erf, 1, 1)   # math.erf per element (1.6x faster than np.vectorize)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,12 @@ def layer_norm(x: np.ndarray, gamma, beta, eps: float) -> np.ndarray:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x @ w.T + b`` over the last axis, as one 2-D GEMM (NumPy's stacked matmul is ~4x slower)."""
+    return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + (w.shape[0],)) + b
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -125,21 +130,21 @@ def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
     def split(t):
         return t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
 
-    q, k, v = (x @ w.T + bias for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
+    q, k, v = (linear(x, w, bias) for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
     for name, value in (("q", q), ("k", k), ("v", v)):
         see(name, value)
     scores = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(d) + additive
     context = (softmax(scores) @ split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
     see("context", context)
-    attn = context @ p.o_w.T + p.o_b
+    attn = linear(context, p.o_w, p.o_b)
     see("attn.sum", attn + x)
     a = layer_norm(attn + x, p.ln1_gamma, p.ln1_beta, cfg.layer_norm_eps)
     see("attn.out", a)
     see("ffn.in", a)
-    inner = gelu(a @ p.ffn_in_w.T + p.ffn_in_b)
+    inner = gelu(linear(a, p.ffn_in_w, p.ffn_in_b))
     see("gelu.out", inner)
     see("ffn.mid", inner)
-    out = inner @ p.ffn_out_w.T + p.ffn_out_b
+    out = linear(inner, p.ffn_out_w, p.ffn_out_b)
     see("ffn.sum", out + a)
     y = layer_norm(out + a, p.ln2_gamma, p.ln2_beta, cfg.layer_norm_eps)
     see("out", y)

@@ -18,12 +18,24 @@ Wiring options, one per reference quirk (defaults: the intended integer pipeline
 - ``softmax_output_max``: 255 (uint8) or 256 (the reference's 9-bit softmax output).
 - ``ln_shifts`` / ``exp_ratios``: a trained LayerNorm guard shift and a fixed exp requant ratio
   per point, where a checkpoint carries them.
+
+Post-training options (``intref.convert.ptq``; the defaults leave the graph as above):
+- ``smooth``: SmoothQuant factors ``f[k]`` per point (``emb.out``, ``layer{i}.attn.out``,
+  ``layer{i}.out`` feeding the next layer, ``layer{i}.gelu.out``). The int8 value then holds
+  ``x[k] / f[k]``: a LayerNorm point gets gamma and beta divided by ``f`` (so its integer output
+  multiplier carries it), the GELU point's requantization divides by ``f``, the consuming Linear's
+  weight columns are multiplied by ``f``, and a residual add that reads the value multiplies it back
+  per channel. Nothing float is left at run time.
+- ``output_bits``: the width of ``last_hidden_state`` (8 as I-BERT; 16 keeps the sentence
+  embedding's outlier channels).
+- ``pooled``: also output ``pooled``, the masked mean of ``last_hidden_state`` over real tokens
+  (``MaskedMeanPool``), at the same scale.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -44,6 +56,9 @@ class Wiring:
     max_batch: int = 8
     max_seq: Optional[int] = None
     with_token_types: bool = False                               # a token_type_ids input (else row 0)
+    smooth: Dict[str, np.ndarray] = field(default_factory=dict)  # point -> SmoothQuant factors
+    output_bits: int = ACT_BITS
+    pooled: bool = False
 
 
 class _Encoder:
@@ -65,9 +80,17 @@ class _Encoder:
         return self.b.add("ResidualAdd", [a, bval], out_type, name=name, scale=scale,
                           attributes={"multiplier_a": ma, "shift_a": sa, "multiplier_b": mb, "shift_b": sb})
 
-    def linear(self, x, x_scale, weight, bias, name, *, bias_scale=None):
+    def factors(self, point: str):
+        """The SmoothQuant factors of ``point`` (``None``: not smoothed)."""
+        f = self.w.smooth.get(point)
+        return None if f is None else np.asarray(f, np.float64)
+
+    def linear(self, x, x_scale, weight, bias, name, *, bias_scale=None, smooth=None):
         """Linear with int8 per-channel weights; returns (accumulator, its per-channel scale).
-        ``bias_scale`` (the reference's believed input scale) sets the bias grid when it differs."""
+        ``bias_scale`` (the reference's believed input scale) sets the bias grid when it differs;
+        ``smooth``: the input holds ``x / f``, so the weight's columns are multiplied by ``f``."""
+        if smooth is not None:
+            weight = np.asarray(weight, np.float64) * smooth[None, :]
         w_int, w_scale = self.d.linear_weight(weight)
         acc_scale = self.d.scale_product(w_scale, x_scale)
         weight_name = self.b.tensor(f"{name}.weight", w_int, "int8", scale=w_scale, scale_axis=0)
@@ -80,7 +103,9 @@ class _Encoder:
         # reference: rint(acc * s_x / s_believed + b): the ratio applied to the exact accumulator
         return self.residual(acc, acc_scale / believed, bias_name, 1.0, "int32", f"{name}.rebias", believed), believed
 
-    def layernorm(self, x, gamma, beta, name, input_bits):
+    def layernorm(self, x, gamma, beta, name, input_bits, smooth=None):
+        if smooth is not None:   # fold x / f into the LayerNorm: gamma / f and beta / f
+            gamma, beta = np.asarray(gamma, np.float64) / smooth, np.asarray(beta, np.float64) / smooth
         params = self.d.layernorm(gamma, beta, input_bits, self.w.ln_shifts.get(name, "auto"))
         out = self.b.add("ILayerNorm", [x], f"int{max(params.output_range()[1].bit_length(), (-params.output_range()[0]).bit_length()) + 1}",
                          name=name, scale=np.asarray(params.out_scale),
@@ -89,10 +114,12 @@ class _Encoder:
 
 
 def build_ibert_encoder(model: FloatEncoder, scales: dict, *, derivation: Optional[Derivation] = None,
-                        wiring: Optional[Wiring] = None, metadata: Optional[dict] = None) -> Graph:
+                        wiring: Optional[Wiring] = None, metadata: Optional[dict] = None,
+                        on_layer: Optional[Callable[[int, int], None]] = None) -> Graph:
     """The integer encoder graph: inputs ``input_ids``, ``attention_mask`` [batch, seq] (and
-    ``token_type_ids`` when wired), output ``last_hidden_state`` (the last layer's int8 output, node
-    ``layer{N-1}.out``, scale ``scales[layer{N-1}.out]``)."""
+    ``token_type_ids`` when wired), output ``last_hidden_state`` (the last layer's output, node
+    ``layer{N-1}.out``, ``int<output_bits>`` at scale ``scales[layer{N-1}.out]``) and, with
+    ``wiring.pooled``, ``pooled`` (its masked mean over the real tokens, same type and scale)."""
     enc = _Encoder(model, scales, derivation or Derivation(), wiring or Wiring())
     h, s_h0 = _embeddings(enc)
     mask = enc.b.add("PaddingMask", ["attention_mask"], "int32", name="attn_mask")
@@ -101,7 +128,12 @@ def build_ibert_encoder(model: FloatEncoder, scales: dict, *, derivation: Option
         believed = s_h0 if enc.w.stale_hidden_scale else s_in
         out_name = "last_hidden_state" if i == len(model.layers) - 1 else None
         h, s_in = _layer(enc, layer, f"layer{i}", h, s_in, believed, mask, out_name)
+        if on_layer:
+            on_layer(i + 1, len(model.layers))
     enc.b.output(h)
+    if enc.w.pooled:
+        enc.b.output(enc.b.add("MaskedMeanPool", [h, "attention_mask"], f"int{enc.w.output_bits}", name="pooled",
+                               scale=s_in))
     info = {"model": "ibert-encoder", "derivation": enc.d.name, "stale_hidden_scale": enc.w.stale_hidden_scale,
             "softmax_output_max": enc.w.softmax_output_max, "layers": len(model.layers),
             "hidden": model.config.hidden, "heads": model.config.heads}
@@ -134,7 +166,8 @@ def _embeddings(enc: _Encoder):
     pos = b.add("Embedding", [positions, b.tensor("emb.position.table", pos_int, "int8", scale=s_pos)], "int8",
                 name="emb.position", scale=s_pos)
     total = enc.residual(total, ratio_word, pos, s_pos / s16, "int16", "emb.sum", s16)
-    ln, ln_scale = enc.layernorm(total, enc.model.emb_ln_gamma, enc.model.emb_ln_beta, "emb.ln", EMB_BITS)
+    ln, ln_scale = enc.layernorm(total, enc.model.emb_ln_gamma, enc.model.emb_ln_beta, "emb.ln", EMB_BITS,
+                                 enc.factors("emb.out"))
     s_h0 = sc["emb.out"]
     return enc.requant(ln, ln_scale / s_h0, "int8", "emb.out", s_h0), s_h0
 
@@ -142,9 +175,12 @@ def _embeddings(enc: _Encoder):
 def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: float, mask, out_name=None):
     cfg, b, sc = enc.model.config, enc.b, enc.scales
     stale = believed != s_in   # the reference tells this layer a scale that is not its input's
+    index = int(name[len("layer"):])
+    f_h = enc.factors("emb.out" if index == 0 else f"layer{index - 1}.out")
     heads = {}
     for part, (w, bias) in (("q", (p.q_w, p.q_b)), ("k", (p.k_w, p.k_b)), ("v", (p.v_w, p.v_b))):
-        acc, acc_scale = enc.linear(h, s_in, w, bias, f"{name}.{part}.linear", bias_scale=believed if stale else None)
+        acc, acc_scale = enc.linear(h, s_in, w, bias, f"{name}.{part}.linear", bias_scale=believed if stale else None,
+                                    smooth=f_h)
         q8 = enc.requant(acc, acc_scale / sc[f"{name}.{part}"], "int8", f"{name}.{part}", sc[f"{name}.{part}"])
         heads[part] = b.add("SplitHeads", [q8], "int8", name=f"{name}.{part}.heads", attributes={"heads": cfg.heads})
     scores = b.add("MatMul", [heads["q"], heads["k"]], "int32", name=f"{name}.scores",
@@ -164,9 +200,11 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
     if stale:  # the reference re-grids the residual onto the believed scale: rint(h * s_in / s_h0)
         residual = enc.requant(h, s_in / believed, "int16", f"{name}.residual.regrid", believed)
     s22 = sc[f"{name}.attn.sum"]
-    total = enc.residual(attn, attn_scale / s22, residual, residual_scale / s22, f"int{LN_IN_BITS}",
+    residual_ratio = residual_scale / s22 if f_h is None else residual_scale * f_h / s22
+    total = enc.residual(attn, attn_scale / s22, residual, residual_ratio, f"int{LN_IN_BITS}",
                          f"{name}.attn.sum", s22)
-    ln, ln_scale = enc.layernorm(total, p.ln1_gamma, p.ln1_beta, f"{name}.attn.ln", LN_IN_BITS)
+    ln, ln_scale = enc.layernorm(total, p.ln1_gamma, p.ln1_beta, f"{name}.attn.ln", LN_IN_BITS,
+                                 enc.factors(f"{name}.attn.out"))
     a8 = enc.requant(ln, ln_scale / sc[f"{name}.attn.out"], "int8", f"{name}.attn.out", sc[f"{name}.attn.out"])
     return _ffn(enc, p, name, a8, sc[f"{name}.attn.out"], out_name)
 
@@ -174,20 +212,26 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
 def _ffn(enc: _Encoder, p: FloatLayer, name: str, a8, s_a: float, out_name=None):
     b, sc = enc.b, enc.scales
     s_in = sc[f"{name}.ffn.in"]
+    f_a, f_g = enc.factors(f"{name}.attn.out"), enc.factors(f"{name}.gelu.out")
     a_in = enc.requant(a8, s_a / s_in, "int8", f"{name}.ffn.in", s_in)
-    acc, acc_scale = enc.linear(a_in, s_in, p.ffn_in_w, p.ffn_in_b, f"{name}.ffn.linear1")
+    acc, acc_scale = enc.linear(a_in, s_in, p.ffn_in_w, p.ffn_in_b, f"{name}.ffn.linear1", smooth=f_a)
     gp = enc.d.gelu(acc_scale, 32)
     lo, hi = gp.output_range(-(1 << 31), (1 << 31) - 1)
     gelu = b.add("IGelu", [acc], f"int{max(hi.bit_length(), (-lo).bit_length()) + 1}", name=f"{name}.gelu",
                  scale=np.asarray(gp.out_scale), attributes={"b_int": list(gp.b_int), "c_int": list(gp.c_int),
                                                              "shift_int": list(gp.shift_int), "guard_shift": gp.guard_shift})
     s_g = sc[f"{name}.gelu.out"]
-    g8 = enc.requant(gelu, np.asarray(gp.out_scale) / s_g, "int8", f"{name}.gelu.out", s_g)
+    g_ratio = np.asarray(gp.out_scale) / s_g if f_g is None else np.asarray(gp.out_scale) / (s_g * f_g)
+    g8 = enc.requant(gelu, g_ratio, "int8", f"{name}.gelu.out", s_g)
     s_mid = sc[f"{name}.ffn.mid"]
     g_in = enc.requant(g8, s_g / s_mid, "int8", f"{name}.ffn.mid", s_mid)
-    out, out_scale = enc.linear(g_in, s_mid, p.ffn_out_w, p.ffn_out_b, f"{name}.ffn.linear2")
+    out, out_scale = enc.linear(g_in, s_mid, p.ffn_out_w, p.ffn_out_b, f"{name}.ffn.linear2", smooth=f_g)
     s22 = sc[f"{name}.ffn.sum"]
-    total = enc.residual(out, out_scale / s22, a_in, s_in / s22, f"int{LN_IN_BITS}", f"{name}.ffn.sum", s22)
-    ln, ln_scale = enc.layernorm(total, p.ln2_gamma, p.ln2_beta, f"{name}.ffn.ln", LN_IN_BITS)
+    residual_ratio = s_in / s22 if f_a is None else s_in * f_a / s22
+    total = enc.residual(out, out_scale / s22, a_in, residual_ratio, f"int{LN_IN_BITS}", f"{name}.ffn.sum", s22)
+    last = out_name is not None
+    ln, ln_scale = enc.layernorm(total, p.ln2_gamma, p.ln2_beta, f"{name}.ffn.ln", LN_IN_BITS,
+                                 None if last else enc.factors(f"{name}.out"))
     s_out = sc[f"{name}.out"]
-    return enc.requant(ln, ln_scale / s_out, "int8", f"{name}.out", s_out, out_name), s_out
+    out_type = f"int{enc.w.output_bits if last else ACT_BITS}"
+    return enc.requant(ln, ln_scale / s_out, out_type, f"{name}.out", s_out, out_name), s_out

@@ -7,6 +7,7 @@ from .gelu import IGelu
 from .gemm import Linear, MatMul
 from .groupwise import GroupLinear
 from .layernorm import ILayerNorm
+from .pool import MaskedMeanPool
 from .requant import Requantize, ResidualAdd
 from .shape import Gather, MergeHeads, Reshape, Slice, SplitHeads, Transpose
 from .softmax import ISoftmax, PaddingMask
@@ -16,7 +17,7 @@ REGISTRY = {op.name: op for op in (
     Embedding(), PositionIds(),
     Linear(), MatMul(),
     Requantize(), ResidualAdd(),
-    IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(),
+    IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(), MaskedMeanPool(),
     Reshape(), Transpose(), SplitHeads(), MergeHeads(), Slice(), Gather(),
     GroupLinear(), TokenScale(), TokenQuantize(), TokenRequantize(),   # ZeroQuant schemes (issue 12)
 )}

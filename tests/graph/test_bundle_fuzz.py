@@ -84,7 +84,8 @@ def fuzz_graph():
     cls = b.add("Gather", [act], "int64", name="cls", attributes={"axis": 1, "index": 0})
     grid = b.add("Reshape", [cls], "int64", name="grid", attributes={"shape": ["batch", 2, -1]})
     b.add("Transpose", [grid], "int64", name="out", attributes={"perm": [0, 2, 1]})
-    b.output("out", zq)
+    b.add("MaskedMeanPool", [x, mask], "int8", name="pooled")
+    b.output("out", "pooled", zq)
     return b.build(producer={"name": "fuzz"}, metadata={"variant": "fuzz"})
 
 

@@ -304,7 +304,8 @@ def encoder_graph(rng):
     cls = b.add("Gather", [out], "int8", name="cls", attributes={"axis": 1, "index": 0})
     part = b.add("Slice", [cls], "int8", name="part", attributes={"axis": 1, "start": 2, "end": 6})
     square = b.add("Reshape", [part], "int8", name="square", attributes={"shape": ["batch", 2, 2]})
-    b.output(b.add("Transpose", [square], "int8", name="out", attributes={"perm": [0, 2, 1]}), zq)
+    b.output(b.add("Transpose", [square], "int8", name="out", attributes={"perm": [0, 2, 1]}),
+             b.add("MaskedMeanPool", [x, keep], "int8", name="pooled"), zq)
     return b.build()
 
 
