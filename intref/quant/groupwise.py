@@ -71,14 +71,16 @@ class GroupLinearParams:
 
 
 def prepare_group_linear(q, scale, x_scale: float, x_max: int, group_size: int, *, bias=None,
-                         acc_bits: int = 32) -> GroupLinearParams:
+                         acc_bits: int = 32, max_frac_bits: int = 31) -> GroupLinearParams:
     """The ``GroupLinear`` constants for int weights ``q`` ``[N, K]`` with group scales ``scale`` ``[N, G]``,
     inputs of real scale ``x_scale`` with ``|x| <= x_max``, and an optional float ``bias`` ``[N]``.
 
-    Picks the most fraction bits ``f`` (0..31) for which every output, bias included, provably stays
+    Picks the most fraction bits ``f`` (0..max_frac_bits) for which every output, bias included, provably stays
     within ``int<acc_bits>``: the bound per row is ``|bias| + sum_j ceil(Pmax[n, j] * m[n, j] / 2**shift)``
     with ``Pmax = x_max * sum_{k in j} |q[n, k]|`` (an upper bound of every dialect's rounded term).
-    RangeError when a partial sum could leave int32 or no ``f`` fits.
+    RangeError when a partial sum could leave int32 or no ``f`` fits. ``max_frac_bits = 0`` keeps the
+    output unit at ``x_scale * C[n]``, the unit of a per-channel Linear with the same row maxima (what
+    downstream constants such as I-BERT's int32 GELU were derived for).
     """
     q = np.asarray(q).astype(np.int64)
     scale = np.asarray(scale, dtype=np.float64)
@@ -95,7 +97,8 @@ def prepare_group_linear(q, scale, x_scale: float, x_max: int, group_size: int, 
                          f"use smaller groups", argument="group_size", value=group_size)
     limit = (1 << (acc_bits - 1)) - 1
     ideal = float((p_max * multiplier).sum(axis=1).max()) / 2.0 ** MANTISSA_BITS        # sum_j Pmax * r, worst row
-    frac = min(31, max(0, math.floor(math.log2(limit / max(ideal, 1.0)))))
+    max_frac = _checks.require_int(_WHERE, "max_frac_bits", max_frac_bits, 0, 31)
+    frac = min(max_frac, max(0, math.floor(math.log2(limit / max(ideal, 1.0)))))
     while frac >= 0:
         out_scale = float(x_scale) * common / 2.0 ** frac
         bias_int = None if bias is None else np.rint(np.asarray(bias, np.float64) / out_scale).astype(np.int64)
