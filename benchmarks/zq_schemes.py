@@ -38,6 +38,10 @@ SCHEMES = [  # (label, scheme options)
     ("W4/8-A8 token-wise, 48 output-row groups", dict(weights="w4/8", groups=48, group_axis="out", act="token")),
     ("W4/8-A8 token-wise, per-channel W4", dict(weights="w4/8", group_size=None, groups=None, act="token")),
     ("W4/8-A8 static, input groups of 64", dict(weights="w4/8", group_size=64, group_axis="in", act="static")),
+    ("W4/8-A8 token-wise, input groups of 64, int4 word table",
+     dict(weights="w4/8", group_size=64, group_axis="in", act="token", table_bits=4)),
+    ("W4/8-A8 token-wise, input groups of 128, int4 word table",
+     dict(weights="w4/8", group_size=128, group_axis="in", act="token", table_bits=4)),
 ]
 
 

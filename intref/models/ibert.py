@@ -63,6 +63,7 @@ class Wiring:
     # outputs, and a function that emits each Linear (None: int8 per-channel weights, below)
     act_bits: int = ACT_BITS
     linear_hook: Optional[Callable] = None
+    table_hook: Optional[Callable] = None      # emits the word-embedding lookup (None: an int8 table)
 
 
 class _Encoder:
@@ -152,9 +153,12 @@ def _embeddings(enc: _Encoder):
     ids = b.input("input_ids", "int32", ["batch", "seq"], range=(0, cfg.vocab_size - 1))
     b.input("attention_mask", "int8", ["batch", "seq"], range=(0, 1))
     s16 = sc["emb.sum"]
-    word_int, s_word = enc.d.table(enc.model.word)
-    word = b.add("Embedding", [ids, b.tensor("emb.word.table", word_int, "int8", scale=s_word)], "int8",
-                 name="emb.word", scale=s_word)
+    if enc.w.table_hook is not None:      # ZeroQuant schemes: the word table's own layout and lookup
+        word, s_word = enc.w.table_hook(enc, ids, enc.model.word, "emb.word")
+    else:
+        word_int, s_word = enc.d.table(enc.model.word)
+        word = b.add("Embedding", [ids, b.tensor("emb.word.table", word_int, "int8", scale=s_word)], "int8",
+                     name="emb.word", scale=s_word)
     total = word
     ratio_word = s_word / s16
     if enc.model.token_type is not None:

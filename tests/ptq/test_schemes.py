@@ -31,7 +31,8 @@ def stats(bert):
 
 @pytest.mark.parametrize("options", [dict(weights="w8", act="token"), dict(weights="w4/8", group_size=16),
                                      dict(weights="w4/8", groups=4, group_axis="out", act="token"),
-                                     dict(weights="w4", group_size=8, act="static"), dict(weights="w8", groups=2)])
+                                     dict(weights="w4", group_size=8, act="static"), dict(weights="w8", groups=2),
+                                     dict(weights="w4/8", group_size=16, table_bits=4)])
 def test_every_scheme_builds_a_graph_that_tracks_float(bert, stats, options):
     graph, report = build_ptq(bert, stats, **options)
     assert graph.may_overflow == ()
@@ -67,6 +68,21 @@ def test_token_mode_quantizes_every_linear_input_per_token_and_the_scales_are_in
     assert scale.shape == ids.shape + (1,) and int(scale.min()) >= 1
 
 
+def test_the_int4_word_table_applies_each_rows_scale_with_integers(bert, stats):
+    graph, _ = build_ptq(bert, stats, weights="w8", table_bits=4)
+    table, rows = graph.tensors["emb.word.table"], graph.tensors["emb.word.row_scale"]
+    assert (table.type.name, table.layout, rows.type.name) == ("int4", "int4_packed", "int16")
+    assert int(rows.data.min()) >= 1 and int(rows.data.max()) == 1 << 14
+    ids, mask = bert.encode(SENTENCES[:2])
+    trace = intref.run(graph, {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int8)}, trace=True)
+    node = next(n for n in graph.nodes if n.name == "emb.word")
+    step = next(s for s in graph.steps if s.node.name == "emb.word")
+    m, s = step.attrs["multiplier"], step.attrs["shift"]
+    e = table.data[ids].astype(np.int64) * rows.data[ids].astype(np.int64)       # the exact product per element
+    want = np.clip(np.floor(e * m / 2.0 ** s + 0.5), -128, 127)                   # no tie occurs at this shift
+    assert node.op == "TokenRequantize" and np.array_equal(trace["emb.word"], want.astype(np.int8))
+
+
 def test_the_default_scheme_changes_nothing(bert, stats):
     plain, report = build_ptq(bert, stats)
     assert report["scheme"] == "w8 per channel, act static"
@@ -86,8 +102,9 @@ def test_options_are_validated():
     assert scheme_from_options("w4/8", act="static").act == "static"
     assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token")
     assert scheme_from_options() == Scheme()
+    assert scheme_from_options("w8", table_bits=4).table_bits == 4
     for bad in (dict(weights="w2"), dict(act="dynamic"), dict(group_axis="rows"), dict(group_size=0),
-                dict(group_size=16, groups=2)):
+                dict(group_size=16, groups=2), dict(table_bits=2)):
         with pytest.raises(ValueError):
             scheme_from_options(**bad)
     with pytest.raises(ValueError, match="do not divide"):

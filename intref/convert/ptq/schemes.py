@@ -10,6 +10,8 @@ weight groups, token-wise activations. One hook into the encoder wiring, ``emit_
     --act static|token        token: every Linear input is kept at 16 bits (same calibrated range),
                               quantized per token to int8 at run time (TokenScale, TokenQuantize),
                               and the accumulator is brought back by TokenRequantize
+    --table-bits 8|4          4: the word-embedding table in int4 with one scale per row (per token),
+                              applied after the lookup by TokenRequantize (``emit_int4_table``)
 
 Token mode, per Linear with 16-bit input ``x`` at scale ``s16`` and weight unit ``u[n]`` (the row scale,
 or GroupLinear's common ``C[n] / 2**f``): ``t = TokenScale(x)``, ``q = TokenQuantize(x, t)`` (int8),
@@ -45,11 +47,14 @@ class Scheme:
     groups: Optional[int] = None
     group_axis: str = "in"
     act: str = "static"
+    table_bits: int = 8
 
     def __post_init__(self):
         if self.weights not in WEIGHTS or self.act not in ACTS or self.group_axis not in ("in", "out"):
             raise ValueError(f"scheme: weights {self.weights!r} (one of {WEIGHTS}), act {self.act!r} (one of {ACTS}), "
                              f"group_axis {self.group_axis!r} (in or out)")
+        if self.table_bits not in (4, 8):
+            raise ValueError(f"scheme: table_bits {self.table_bits!r} is not 4 or 8")
         if self.group_size is not None and self.groups is not None:
             raise ValueError("scheme: give --group-size or --groups, not both")
         for value in (self.group_size, self.groups):
@@ -80,21 +85,23 @@ class Scheme:
     def describe(self) -> str:
         grouping = "per channel" if self.group_size is None and self.groups is None else (
             f"{self.group_axis}-groups " + (f"of {self.group_size}" if self.group_size else f"x{self.groups}"))
-        return f"{self.weights} {grouping}, act {self.act}"
+        return f"{self.weights} {grouping}, act {self.act}" + (", int4 word table" if self.table_bits == 4 else "")
 
 
 # the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes")
-W48_DEFAULTS = dict(group_size=64, group_axis="in", act="token")
+W48_DEFAULTS = dict(group_size=64, group_axis="in", act="token", table_bits=8)
 
 
 def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
-                        group_axis: Optional[str] = None, act: Optional[str] = None) -> Scheme:
+                        group_axis: Optional[str] = None, act: Optional[str] = None,
+                        table_bits: Optional[int] = None) -> Scheme:
     """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``."""
-    defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static")
+    defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static",
+                                                             table_bits=8)
     no_groups = group_size is None and groups is None
     return Scheme(weights=weights, group_size=defaults["group_size"] if no_groups else group_size,
                   groups=None if no_groups else groups, group_axis=group_axis or defaults["group_axis"],
-                  act=act or defaults["act"])
+                  act=act or defaults["act"], table_bits=table_bits or defaults["table_bits"])
 
 
 def add_arguments(parser) -> None:
@@ -107,12 +114,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--group-axis", choices=("in", "out"),
                         help="ptq: groups along the input dimension or of output rows (default in)")
     parser.add_argument("--act", choices=ACTS, help="ptq: activation quantization (default static; token for w4/8)")
+    parser.add_argument("--table-bits", type=int, choices=(8, 4),
+                        help="ptq: word-embedding table bits; 4: int4 with one scale per row (default 8)")
 
 
 def options_from_args(args) -> dict:
     """``build_ptq``'s scheme keyword arguments from parsed command-line options."""
     return dict(weights=args.weights, group_size=args.group_size, groups=args.groups, group_axis=args.group_axis,
-                act=args.act)
+                act=args.act, table_bits=args.table_bits)
 
 
 def token_scales(point_scales: dict, layers: int) -> dict:
@@ -134,7 +143,8 @@ def apply(scheme: Scheme, point_scales: dict, wiring, layers: int):
         return point_scales, wiring
     token = scheme.act == "token"
     wiring = dataclasses.replace(wiring, act_bits=TOKEN_INPUT_BITS if token else wiring.act_bits,
-                                 linear_hook=lambda enc, *args: emit_linear(enc, scheme, *args))
+                                 linear_hook=lambda enc, *args: emit_linear(enc, scheme, *args),
+                                 table_hook=emit_int4_table if scheme.table_bits == 4 else None)
     return (token_scales(point_scales, layers) if token else point_scales), wiring
 
 
@@ -177,3 +187,25 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
     out = b.add("TokenRequantize", [acc, t, bias_int], "int32", name=name, scale=acc_scale,
                 attributes={"multiplier": 1, "shift": TOKEN_SHIFT})
     return out, acc_scale
+
+
+ROW_MANTISSA_BITS = 14       # a word-table row's scale relative to the largest: m_row / 2**14, int16
+
+
+def emit_int4_table(enc, ids, table: np.ndarray, name: str):
+    """An int4 word table with one scale per row (per token): ``e = Embedding(ids, q4)``, the row's
+    mantissa ``r = Embedding(ids, m_row)`` (``[V, 1]`` int16, ``m_row = round(S_v / S_max * 2**14)`` in
+    ``[1, 2**14]``), then ``TokenRequantize(e, r)``: ``round(e * r * M / 2**s)`` int8 at ``S_max * 7 / 127``,
+    the row's real scale ``S_max * m_row / 2**14`` applied with integers. Returns ``(value, scale)``."""
+    b = enc.b
+    q, scale = quantize_symmetric(np.asarray(table, np.float64), 4, axis=0, clamp="narrow")   # scale [V, 1]
+    s_max = float(scale.max())
+    rows = np.clip(np.rint(scale / s_max * (1 << ROW_MANTISSA_BITS)), 1, 1 << ROW_MANTISSA_BITS).astype(np.int16)
+    e = b.add("Embedding", [ids, b.tensor(f"{name}.table", q, "int4", layout="int4_packed")], "int4",
+              name=f"{name}.q4")
+    r = b.add("Embedding", [ids, b.tensor(f"{name}.row_scale", rows, "int16")], "int16", name=f"{name}.row")
+    s_out = s_max * 7 / 127
+    multiplier, shift = enc.d.ratio(s_max / (1 << ROW_MANTISSA_BITS) / s_out)
+    out = b.add("TokenRequantize", [e, r], "int8", name=name, scale=s_out,
+                attributes={"multiplier": int(multiplier), "shift": int(shift)})
+    return out, s_out
