@@ -16,10 +16,12 @@ any INT32 input; in fact five 31-bit inputs need five (1074528350, 1119303883, 1
 
 from __future__ import annotations
 
+from ..inttypes import INT64_MAX
+
 
 def isqrt_with_count(n: int) -> tuple:
     """``(floor(sqrt(n)), number of Newton updates x -> x' taken)``."""
-    if not 0 <= n < (1 << 63):
+    if not 0 <= n <= INT64_MAX:
         raise ValueError(f"isqrt: n={n} is outside [0, 2**63)")
     if n == 0:
         return 0, 0

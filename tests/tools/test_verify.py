@@ -19,9 +19,9 @@ from intref.interpreter import fit
 from intref.inttypes import IntType
 from intref.kernels import requantize
 from intref.models.demo import token_batch
-from intref.vectors import Layout, encode_bin, encode_text
+from intref.golden.vectors import Layout, encode_bin, encode_text
 from intref.verify import verify
-from intref.verify_report import LOCALLY_CORRECT, MATCH, MISMATCH, NOT_DUMPED
+from intref.verify.report import LOCALLY_CORRECT, MATCH, MISMATCH, NOT_DUMPED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "golden" / "demo-ibert.zip"

@@ -5,7 +5,7 @@ hooks on every QuantAct, IntLayerNorm, IntGELU, IntSoftmax and QuantLinear of th
 returns a ``Capture``: the integers of every quantization point, named like the graph values of
 ``intref.models.ibert`` (``rint(x_real / s)`` of each QuantAct output; ``rint(p * 256)`` of each
 softmax output), the float inputs each of those modules received (for the artifact analysis of
-``hf_artifacts``) and the model's float ``last_hidden_state``.
+``artifacts``) and the model's float ``last_hidden_state``.
 
 The QuantAct outputs are read back exactly: ``x_real = fl32(q * s)`` and ``fl32(x_real / s)`` is
 within two float32 roundings (relative ~2**-23) of ``q``, less than 1/4 away for ``|q| <= 2**21``
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .hf_ibert import LAYER_ACTS, LAYER_NORMS, encoder_of
+from .convert import LAYER_ACTS, LAYER_NORMS, encoder_of
 
 # the layer points whose QuantAct reads a QuantLinear's output (module paths in a layer)
 LINEAR_FED = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",

@@ -1,4 +1,4 @@
-"""quant.int4: exhaustive round trips, the documented nibble order, odd lengths, multi-dim arrays and
+"""bundle.int4 (re-exported by intref.quant): exhaustive round trips, the documented nibble order, odd lengths, multi-dim arrays and
 every refusal."""
 
 import itertools
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from intref.errors import DtypeError, RangeError, ShapeError
-from intref.quant.int4 import pack_int4, unpack_int4
+from intref.bundle.int4 import pack_int4, unpack_int4
 from intref.testing import assert_identical
 
 INT4 = range(-8, 8)
@@ -125,3 +125,9 @@ def test_unpack_refuses_a_non_zero_padding_nibble_and_names_the_byte():
     with pytest.raises(RangeError, match=r"packed\[1, 1\] = 0x16 has a non-zero high \(padding\) nibble") as info:
         unpack_int4(packed, 3)
     assert info.value.index == (1, 1)
+
+
+def test_quant_re_exports_the_storage_functions():
+    import intref.quant
+
+    assert intref.quant.pack_int4 is pack_int4 and intref.quant.unpack_int4 is unpack_int4

@@ -5,8 +5,8 @@
 
 The format is specified in ``docs/format.md``. Loading never executes code and never allocates
 more than the bundle declares: graph.json is parsed strictly and every field validated
-(``bundle_schema``); each tensor file's ``.npy`` header is parsed and checked against graph.json
-before its data is read (``bundle_npy``); a zip member's declared size is checked before it is
+(``bundle.schema``); each tensor file's ``.npy`` header is parsed and checked against graph.json
+before its data is read (``bundle.npy``); a zip member's declared size is checked before it is
 decompressed; every referenced path must stay inside the bundle. Directory bundles are memory-mapped
 (read-only); zip members are read into read-only arrays. Then ``Graph(...)`` runs the load-time
 analysis. Each defect raises a ``BundleError`` or ``GraphError`` subclass naming the file, field or node.
@@ -28,13 +28,13 @@ import zlib
 
 import numpy as np
 
-from .bundle_npy import (PREFIX_MAX, HashingSink, check_header, check_sha256, decode, expected_data_bytes,
-                         file_array, parse_header, sha256_of_stream, write_npy)
-from .bundle_json import dumps_canonical, parse_json
-from .bundle_schema import FILE, check_quantization_shapes, parse_document
-from .bundle_write import graph_document, tensor_file_names
-from .errors import BundleError, BundleFormatError, GraphError, TensorFileError, UnsafePathError
-from .graph import Graph, Tensor
+from .npy import (PREFIX_MAX, HashingSink, check_header, check_sha256, decode, expected_data_bytes,
+                  file_array, parse_header, sha256_of_stream, write_npy)
+from .jsonio import dumps_canonical, parse_json
+from .schema import FILE, check_quantization_shapes, parse_document
+from .write import graph_document, tensor_file_names
+from ..errors import BundleError, BundleFormatError, GraphError, TensorFileError, UnsafePathError
+from ..graph import Graph, Tensor
 
 MAX_GRAPH_JSON_BYTES = 256 << 20
 MAX_DEFLATE_RATIO = 1032            # deflate cannot expand one byte into more than ~1032

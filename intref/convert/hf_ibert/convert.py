@@ -27,9 +27,9 @@ from typing import List
 
 import numpy as np
 
-from ..models.float_encoder import EncoderConfig, FloatEncoder, FloatLayer
-from ..models.ibert import Wiring, build_ibert_encoder
-from .hf_derivation import HFDerivation
+from ...models.float_encoder import EncoderConfig, FloatEncoder, FloatLayer
+from ...models.ibert import Wiring, build_ibert_encoder
+from .derivation import HFDerivation
 
 # our quantization point -> the QuantAct module (relative to a layer, or to the embeddings)
 LAYER_ACTS = {"q": "attention.self.query_activation", "k": "attention.self.key_activation",

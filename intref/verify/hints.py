@@ -22,15 +22,15 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import IntrefError, format_index
-from .graph import Graph, Step
-from .interpreter import fit
-from .inttypes import IntType
-from .ops import REGISTRY
-from .ops.base import Context
-from .spec.rounding import ROUNDING_MODES
-from .verify_compare import bit_positions, describe_bits, differences_at, differing_positions, percent
-from .verify_inputs import Dump
+from ..errors import IntrefError, format_index
+from ..graph import Graph, Step
+from ..interpreter import fit
+from ..inttypes import IntType
+from ..ops import REGISTRY
+from ..ops.base import Context
+from ..spec.rounding import ROUNDING_MODES
+from .compare import bit_positions, describe_bits, differences_at, differing_positions, percent
+from .inputs import Dump
 
 REQUANT_OPS = ("Requantize", "ResidualAdd")
 HALF_DIALECTS = ("half_even", "half_up", "half_away")   # they differ from each other only at exact ties

@@ -4,8 +4,8 @@ The schema is written down in ``docs/format.md``. Every check here raises ``Sche
 ``graph.json`` and the field path (``nodes[3].attributes.shift: expected an int, got str``); a
 document that is not an intref graph at all (wrong ``format``, unsupported ``format_version``,
 unparseable JSON) raises ``BundleFormatError``. Graph-level checks (names resolve, no cycles, op
-legality) are left to ``intref.graph.Graph``. The text level (strict JSON) is ``bundle_json``; the
-writer side is ``bundle_write``.
+legality) are left to ``intref.graph.Graph``. The text level (strict JSON) is ``bundle.jsonio``; the
+writer side is ``bundle.write``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from .bundle_metadata import check_metadata
-from .errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
-from .graph import NAME, SYMBOL, Node, ValueInfo
-from .inttypes import IntType
-from .ops import REGISTRY
+from ..bundle_metadata import check_metadata
+from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
+from ..graph import NAME, SYMBOL, Node, ValueInfo
+from ..inttypes import INT64_MAX, INT64_MIN, IntType
+from ..ops import REGISTRY
 
 FILE = "graph.json"
 FORMAT = "intref-graph"
@@ -36,14 +36,13 @@ MAX_DIM = 1 << 31
 MAX_GRAPH_NAME = 200
 MAX_ATTRIBUTE_STRING = 256
 MAX_METADATA_DEPTH = 64
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ARTICLE = {"int": "an int", "bool": "a bool", "str": "a string", "list": "a list", "object": "an object",
             "number": "a number"}
 
 
 @dataclass(frozen=True)
 class TensorEntry:
-    """One ``tensors[i]`` entry: what the file must hold (read by ``bundle_npy``)."""
+    """One ``tensors[i]`` entry: what the file must hold (read by ``bundle.npy``)."""
 
     name: str
     type: IntType

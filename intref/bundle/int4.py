@@ -8,6 +8,10 @@ the HIGH nibble (bits 4-7); each nibble holds the value's 4-bit two's complement
 Example: ``[-1, 2]`` packs to ``0x2F`` (low nibble 0xF = -1, high nibble 0x2 = 2) and ``[3, -8]``
 to ``0x83``. An odd last-axis length ``n`` is padded with a zero HIGH nibble in the last byte
 (``[5]`` packs to ``0x05``); ``unpack_int4(packed, n)`` drops it again.
+
+Storage, not quantization: the bundle's ``int4_packed`` tensor files and the golden vectors'
+packed ``.bin`` files both go through ``pack_nibbles`` / ``split_nibbles``. ``intref.quant``
+re-exports ``pack_int4`` and ``unpack_int4`` (their documented home).
 """
 
 from __future__ import annotations
@@ -31,11 +35,22 @@ def pack_int4(q) -> np.ndarray:
         raise ShapeError("pack_int4: q is 0-d; expected at least one dimension (pairs along the last axis)",
                          argument="q")
     _checks.require_range("pack_int4", "q", q, INT4_MIN, INT4_MAX, "int4")
-    nibbles = q.astype(np.int8).view(np.uint8) & np.uint8(0x0F)   # exact: in [-8, 7]; two's-complement bits
-    if q.shape[-1] % 2:
-        pad = np.zeros(q.shape[:-1] + (1,), dtype=np.uint8)
+    return pack_nibbles(q.astype(np.int8).view(np.uint8) & np.uint8(0x0F))  # exact: in [-8, 7]; its 4 low bits
+
+
+def pack_nibbles(nibbles: np.ndarray) -> np.ndarray:
+    """uint8 codes 0..15 ``(..., n)`` two per byte along the last axis: ``(..., ceil(n/2))`` uint8,
+    element ``2i`` in the low nibble of byte ``i``, an odd length padded with a zero high nibble."""
+    if nibbles.shape[-1] % 2:
+        pad = np.zeros(nibbles.shape[:-1] + (1,), dtype=np.uint8)
         nibbles = np.concatenate([nibbles, pad], axis=-1)
     return nibbles[..., 0::2] | (nibbles[..., 1::2] << np.uint8(4))  # high nibble: 0xF << 4 = 0xF0 fits
+
+
+def split_nibbles(packed: np.ndarray) -> np.ndarray:
+    """The inverse of ``pack_nibbles`` before the padding is dropped: ``(..., m)`` uint8 bytes as
+    ``(..., 2m)`` uint8 codes 0..15, low nibble first."""
+    return np.stack([packed & np.uint8(0x0F), packed >> np.uint8(4)], axis=-1).reshape(packed.shape[:-1] + (-1,))
 
 
 def unpack_int4(packed, n=None) -> np.ndarray:
@@ -52,10 +67,7 @@ def unpack_int4(packed, n=None) -> np.ndarray:
     n = 2 * width if n is None else _checks.require_int("unpack_int4", "n", n, max(2 * width - 1, 0), 2 * width)
     if n < 2 * width:
         _require_zero_padding(packed)
-    values = np.empty(packed.shape[:-1] + (2 * width,), dtype=np.int8)
-    values[..., 0::2] = sign_extend_nibble(packed & np.uint8(0x0F))
-    values[..., 1::2] = sign_extend_nibble(packed >> np.uint8(4))
-    return np.ascontiguousarray(values[..., :n])
+    return np.ascontiguousarray(sign_extend_nibble(split_nibbles(packed))[..., :n])
 
 
 def sign_extend_nibble(nibble: np.ndarray) -> np.ndarray:

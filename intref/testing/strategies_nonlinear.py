@@ -16,15 +16,14 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ._strategies import INT64_MAX, as_choices, draw_array, edgy_integers, weighted
-from .errors import RangeError
-from .inttypes import IntType
-from .quant import prepare_gelu, prepare_layernorm, prepare_softmax
-from .spec.gelu import GeluParams
-from .spec.layernorm import LayerNormParams, min_safe_shift, normalized_range
-from .spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
+from .strategies import as_choices, draw_array, edgy_integers, weighted
+from ..errors import RangeError
+from ..inttypes import INT64_MAX, INT64_MIN, IntType
+from ..quant import prepare_gelu, prepare_layernorm, prepare_softmax
+from ..spec.gelu import GeluParams
+from ..spec.layernorm import LayerNormParams, min_safe_shift, normalized_range
+from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 
-INT64_MIN = -(1 << 63)
 SOURCES = ("prepared", "raw")
 
 

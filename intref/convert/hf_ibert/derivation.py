@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 
-from ..models.derivation import Derivation
-from ..spec.gelu import GeluParams
-from ..spec.layernorm import LayerNormParams
-from ..spec.softmax import SoftmaxParams
+from ...models.derivation import Derivation
+from ...spec.gelu import GeluParams
+from ...spec.layernorm import LayerNormParams
+from ...spec.softmax import SoftmaxParams
 
 
 def _torch():

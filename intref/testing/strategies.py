@@ -1,5 +1,5 @@
 """Hypothesis strategies that draw legal inputs for the elementwise kernels: ``requantize``,
-``matmul`` and ``isqrt`` (the nonlinear kernels live in ``intref._strategies_nonlinear``).
+``matmul`` and ``isqrt`` (the nonlinear kernels live in ``intref.testing.strategies_nonlinear``).
 
 Public entry: ``intref.testing``. Every strategy draws a ``dict`` of keyword arguments that can be
 passed straight to its kernel (``kernel(**case)``) and that satisfies every REQUIRE of the kernel,
@@ -16,13 +16,11 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .inttypes import IntType
-from .kernels.gemm import OPERAND_DTYPES
-from .spec.requant import OVERFLOW_MODES
-from .spec.rounding import ROUNDING_MODES
+from ..inttypes import INT64_MAX, OVERFLOW_MODES, IntType
+from ..kernels.gemm import OPERAND_DTYPES
+from ..spec.rounding import ROUNDING_MODES
 
 INPUT_DTYPES = tuple(np.dtype(d) for d in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
-INT64_MAX = (1 << 63) - 1
 # 31-bit inputs that need five Newton updates of I-BERT's isqrt (intref.spec.sqrt).
 ISQRT_FIVE_UPDATES = (1074528350, 1119303883, 1149413397, 1185493737, 1332907078)
 

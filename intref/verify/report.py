@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional, Tuple
 
-from .errors import IntrefError
-from .inttypes import IntType
-from .verify_compare import Comparison, Divergence
+from ..errors import IntrefError
+from ..inttypes import IntType
+from .compare import Comparison, Divergence
 
 MATCH, MISMATCH, NOT_DUMPED, BAD_DUMP = "match", "mismatch", "not dumped", "bad dump"
 LOCALLY_CORRECT, LOCALLY_WRONG, NOT_ISOLATED = "locally correct", "locally wrong", "not isolated"

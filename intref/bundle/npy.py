@@ -28,8 +28,8 @@ from typing import Tuple
 
 import numpy as np
 
-from .errors import RangeError, TensorFileError
-from .quant.int4 import pack_int4, unpack_int4
+from ..errors import RangeError, TensorFileError
+from .int4 import pack_int4, unpack_int4
 
 MAGIC = b"\x93NUMPY"
 HEADER_MAX = 10000                 # NumPy's own max_header_size

@@ -6,7 +6,7 @@ writes, for every node (or the nodes asked for), its inputs and outputs:
 
     case/manifest.json        what was run and what every file holds (below)
     case/feeds/<input>.npy    the feeds, as given
-    case/tensors/<name>.npy / .hex / .mem / .bin   (``intref.vectors`` describes each encoding)
+    case/tensors/<name>.npy / .hex / .mem / .bin   (``intref.golden.vectors`` describes each encoding)
 
 ``constants`` says what happens to the stored tensors (weights, biases, tables), which are the
 same for every run: ``include`` (the default) writes them like any tensor; ``exclude`` lists them
@@ -45,15 +45,14 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
-from ._version import __version__
-from .bundle import graph_sha256
-from .bundle_json import dumps_canonical
-from .bundle_write import tensor_file_names
-from .errors import IntrefError
-from .graph import Graph
-from .interpreter import run
-from .inttypes import IntType
-from .spec.requant import OVERFLOW_MODES
+from .._version import __version__
+from ..bundle.load import graph_sha256
+from ..bundle.jsonio import dumps_canonical
+from ..bundle.write import tensor_file_names
+from ..errors import IntrefError
+from ..graph import Graph
+from ..interpreter import run
+from ..inttypes import OVERFLOW_MODES, IntType
 from .vectors import Layout, encode_bin, encode_text, mem_header
 
 GOLDEN_FORMAT, GOLDEN_VERSION = "intref-golden", 1

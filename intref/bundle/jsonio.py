@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 
-from .errors import BundleFormatError
+from ..errors import BundleFormatError
 
 FILE = "graph.json"
 

@@ -14,7 +14,7 @@ layout and compared with the golden value (exactly, or within ``±tolerance``).
 Per node, in the manifest's (topological) order: its outputs, and the inputs no node of the set
 produces (graph inputs, constants) where dumped: match, or the first divergent element (multi-
 index, expected, got, hex at the type's width, differing bits), the mismatch count and fraction,
-the max |difference| and a hint (``intref.verify_hints``). ``isolate=True`` re-runs each node on
+the max |difference| and a hint (``intref.verify.hints``). ``isolate=True`` re-runs each node on
 the hardware's own inputs (its dumps where there are, golden otherwise): a node whose output
 reproduces that re-run is locally correct (its mismatch came from upstream), one that does not
 is locally wrong.
@@ -33,15 +33,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .bundle import graph_sha256, load
-from .errors import IntrefError, format_index
-from .graph import Graph
-from .verify_compare import compare
-from .verify_hints import HintCase, hint, rerun_node
-from .verify_inputs import (DUMP_FORMATS, MANIFEST, Dump, DumpError, GoldenValues, Manifest, VerifyInputError,
-                            read_manifest, read_tensor_file)
-from .verify_report import (BAD_DUMP, LOCALLY_CORRECT, LOCALLY_WRONG, MATCH, MISMATCH, NOT_DUMPED, NOT_ISOLATED,
-                            Isolation, NodeResult, TensorResult, VerifyReport)
+from ..bundle.load import graph_sha256, load
+from ..errors import IntrefError, format_index
+from ..graph import Graph
+from .compare import compare
+from .hints import HintCase, hint, rerun_node
+from .inputs import (DUMP_FORMATS, MANIFEST, Dump, DumpError, GoldenValues, Manifest, VerifyInputError,
+                     read_manifest, read_tensor_file)
+from .report import (BAD_DUMP, LOCALLY_CORRECT, LOCALLY_WRONG, MATCH, MISMATCH, NOT_DUMPED, NOT_ISOLATED,
+                     Isolation, NodeResult, TensorResult, VerifyReport)
 
 __all__ = ["VerifyInputError", "VerifyReport", "verify"]
 

@@ -4,7 +4,7 @@ to its exact integer meaning.
 The computation that leads to a quantization point (a LayerNorm then its QuantAct, a QuantLinear
 then its QuantAct, the IntSoftmax, ...) is written as a list of ``Step``s. Each step has a ``real``
 form, the reference's own torch float32/float64 operations on the reference's own tensors
-(``hf_capture``), and an ``exact`` form, its integer meaning in exact int64 arithmetic with the
+(``capture``), and an ``exact`` form, its integer meaning in exact int64 arithmetic with the
 reference's constants (its ``weight_integer``/``bias_integer`` buffers, its LayerNorm/GELU/softmax
 constants, its dyadic ``batch_frexp`` multipliers). ``replays(steps, ...)`` runs the list once per
 ``k = 0..len(steps)`` with the first ``k`` steps exact and the rest real:
@@ -13,7 +13,7 @@ constants, its dyadic ``batch_frexp`` multipliers). ``replays(steps, ...)`` runs
 - ``k = len(steps)`` is the exact integer meaning of the reference, computed independently of
   intref's graph: intref must equal it;
 - an element on which the reference and intref differ is explained by the first step whose
-  exactification makes the replay equal intref there (``hf_artifacts``).
+  exactification makes the replay equal intref there (``artifacts``).
 
 Every exact form uses int64 only (float64 BLAS on integers is exact here: every partial sum is
 far below 2**53); the wide products go through ``intref.kernels``.
@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from transformers.models.ibert.quant_modules import batch_frexp
 
-from ..kernels.requant import requantize
-from ..kernels.rounding import div_round_half_even
-from ..kernels.softmax import exp_code_folded
-from ..kernels.sqrt import isqrt
-from ..spec.requant import MAX_SHIFT
-from ..spec.softmax import SoftmaxParams
+from ...kernels.requant import requantize
+from ...kernels.rounding import div_round_half_even
+from ...kernels.softmax import exp_code_folded
+from ...kernels.sqrt import isqrt
+from ...inttypes import MAX_SHIFT
+from ...spec.softmax import SoftmaxParams
 
 MASKED = -(1 << 50)          # an exact masked score: below any clamp 30 * x0_int
 

@@ -23,14 +23,13 @@ from typing import Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ._checks import first_outside
-from .bundle_json import parse_json
-from .bundle_npy import PREFIX_MAX, parse_header
-from .bundle_write import tensor_file_names
-from .errors import BundleError, IntrefError, format_index
-from .inttypes import IntType
-from .spec.requant import OVERFLOW_MODES
-from .vectors import Layout, VectorFormatError, decode_bin, decode_text, digits
+from .._checks import first_outside
+from ..bundle.jsonio import parse_json
+from ..bundle.npy import PREFIX_MAX, parse_header
+from ..bundle.write import tensor_file_names
+from ..errors import BundleError, IntrefError, format_index
+from ..inttypes import OVERFLOW_MODES, IntType
+from ..golden.vectors import Layout, VectorFormatError, decode_bin, decode_text, digits
 
 MANIFEST = "manifest.json"
 GOLDEN_FORMAT, GOLDEN_VERSION = "intref-golden", 1

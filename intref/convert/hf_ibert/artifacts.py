@@ -2,7 +2,7 @@
 attributed to the float32 (or float64) step of the reference that causes it, by recomputation.
 
 ``explain(point, capture, keep, reference, got)`` replays the reference's computation of
-``point`` from the previous captured points (``hf_emulate``), once with every step as the
+``point`` from the previous captured points (``emulate``), once with every step as the
 reference runs it, then with the steps made exact one by one. For each element where the reference
 and intref (``got``, isolated: fed the reference's upstream values) differ:
 
@@ -22,9 +22,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from ..kernels.requant import requantize
-from .hf_emulate import (MASKED, as_ints, dyadic, f32, gelu_steps, layernorm_steps, replays, requant_steps,
-                         softmax_steps)
+from ...kernels.requant import requantize
+from .emulate import (MASKED, as_ints, dyadic, f32, gelu_steps, layernorm_steps, replays, requant_steps,
+                      softmax_steps)
 
 ARTIFACTS = {
     "input.drift": "requant input x/s of a dequantized integer is not an exact integer (float32 drift)",

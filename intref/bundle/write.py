@@ -1,4 +1,4 @@
-"""Writing graph.json: a ``Graph`` as a canonical document (the text itself: ``bundle_json``).
+"""Writing graph.json: a ``Graph`` as a canonical document (the text itself: ``bundle.jsonio``).
 
 Canonical means: the same graph always gives the same document. Fixed-schema objects keep the key
 order of ``docs/format.md``; free mappings (producer, symbols, attributes, quantization, metadata)
@@ -13,8 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .bundle_schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH
-from .errors import SchemaError
+from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH
+from ..errors import SchemaError
 
 FILE = "graph.json"
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")

@@ -11,10 +11,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import format_index
-from ..inttypes import IntType
-from ..verify_compare import compare
-from .hf_artifacts import ARTIFACTS, UNEXPLAINED
+from ...errors import format_index
+from ...inttypes import IntType
+from ...verify.compare import compare
+from .artifacts import ARTIFACTS, UNEXPLAINED
 
 END_TO_END, ISOLATED = "end-to-end", "isolated"
 MAX_ABS_TARGET, FRACTION_TARGET = 1, 2e-4

@@ -14,9 +14,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import format_index
-from .inttypes import IntType
-from .vectors import digits
+from ..errors import format_index
+from ..inttypes import IntType
+from ..golden.vectors import digits
 
 
 def to_hex(value: int, t: IntType) -> str:
