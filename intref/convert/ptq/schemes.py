@@ -15,9 +15,11 @@ weight groups, token-wise activations. One hook into the encoder wiring, ``emit_
 
 Token mode, per Linear with 16-bit input ``x`` at scale ``s16`` and weight unit ``u[n]`` (the row scale,
 or GroupLinear's common ``C[n] / 2**f``): ``t = TokenScale(x)``, ``q = TokenQuantize(x, t)`` (int8),
-``acc = GEMM(q)`` in units of ``t * s16 * u[n]``, then ``y = TokenRequantize(acc, t, 1, 8) + bias``: an
-int32 accumulator in units of ``256 * s16 * u[n]`` (the int8 accumulator's scale for the same range),
-which the I-BERT wiring downstream (GELU, residual, requantize) reads as before.
+``acc = GEMM(q)`` in units of ``t * s16 * u[n]``, then ``y = TokenRequantize(acc, t, 1, e) + bias`` with
+``e = 8`` (int8 weights) or ``4`` (int4): an int32 accumulator in units of ``2**e * s16 * u[n]``, the
+unit an int8 input times int8 weights would have, which the I-BERT wiring downstream (its int32
+GELU, residual, requantize) was derived for: int4 weights' coarser scale (max / 7) alone would leave
+the GELU input 16x coarser. Static GroupLinear gets the same ``8 - bits`` fraction bits.
 """
 
 from __future__ import annotations
@@ -164,7 +166,8 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
     layout = "int4_packed" if bits == 4 else "plain"
     if size is not None and scheme.group_axis == "in":
         w_int, w_scale = quantize_input_groups(weight, bits, size)
-        params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0)   # the per-channel unit
+        # the unit of an int8 per-channel accumulator: int4 weights (scale ~ max / 7) get 8 - 4 fraction bits
+        params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0 if token else 8 - bits)
         unit = params.out_scale                                   # C[n] / 2**f, per unit of x
         inputs = [x, b.tensor(f"{name}.weight", w_int, weight_type, layout=layout),
                   b.tensor(f"{name}.multiplier", params.multiplier.astype(np.uint32), "uint32")]
@@ -182,10 +185,11 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
         inputs.append(b.tensor(f"{name}.bias", enc.d.bias(bias, acc_scale), "int32", scale=acc_scale))
         return b.add(gemm[0], inputs, "int32", name=name, attributes=gemm[1], scale=acc_scale), acc_scale
     acc = b.add(gemm[0], inputs, "int32", name=f"{name}.token_acc", attributes=gemm[1])
-    acc_scale = unit * x_scale * (1 << TOKEN_SHIFT)
+    shift = TOKEN_SHIFT - (8 - bits)    # int4 weights: a 16x finer unit, that of an int8 accumulator
+    acc_scale = unit * x_scale * (1 << shift)
     bias_int = b.tensor(f"{name}.bias", enc.d.bias(bias, acc_scale), "int32", scale=acc_scale)
     out = b.add("TokenRequantize", [acc, t, bias_int], "int32", name=name, scale=acc_scale,
-                attributes={"multiplier": 1, "shift": TOKEN_SHIFT})
+                attributes={"multiplier": 1, "shift": shift})
     return out, acc_scale
 
 
