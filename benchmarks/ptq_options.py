@@ -34,16 +34,21 @@ from intref.convert.ptq import calibrate as cal  # noqa: E402
 from intref.convert.ptq.checkpoint import length_batches, load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, feeds, integer_embeddings  # noqa: E402
 
-CONFIGS = [  # (label, options)
+CONFIGS = [  # (label, options); every run also has per-channel int8 weights and tables
     ("min/max, no smoothing, 8-bit output", dict(observer="minmax", smoothquant=None, output_bits=8)),
     ("min/max, no smoothing", dict(observer="minmax", smoothquant=None)),
     ("percentile 99.99, no smoothing", dict(observer="percentile", smoothquant=None)),
     ("MSE, no smoothing", dict(observer="mse", smoothquant=None)),
     ("min/max + SmoothQuant 0.8", dict(observer="minmax", smoothquant=0.8)),
-    ("MSE + SmoothQuant 0.8", dict(observer="mse", smoothquant=0.8)),
     ("percentile 99.99 + SmoothQuant 0.5", dict(observer="percentile", smoothquant=0.5)),
     ("percentile 99.99 + SmoothQuant 0.8, 8-bit output", dict(observer="percentile", smoothquant=0.8, output_bits=8)),
-    ("percentile 99.99 + SmoothQuant 0.8 (default)", dict(observer="percentile", smoothquant=0.8)),
+    ("percentile 99.99 + SmoothQuant 0.8", dict(observer="percentile", smoothquant=0.8)),
+    ("percentile 99.999 + SmoothQuant 0.8", dict(observer="percentile", percentile=99.999, smoothquant=0.8)),
+    ("MSE + SmoothQuant 0.6", dict(observer="mse", smoothquant=0.6)),
+    ("MSE + SmoothQuant 0.7", dict(observer="mse", smoothquant=0.7)),
+    ("MSE + SmoothQuant 0.8, 8-bit output", dict(observer="mse", smoothquant=0.8, output_bits=8)),
+    ("MSE + SmoothQuant 0.8", dict(observer="mse", smoothquant=0.8)),
+    ("MSE + SmoothQuant 0.9 (default)", dict(observer="mse", smoothquant=0.9)),
 ]
 
 

@@ -28,6 +28,8 @@ Post-training options (``intref.convert.ptq``; the defaults leave the graph as a
   per channel. Nothing float is left at run time.
 - ``output_bits``: the width of ``last_hidden_state`` (8 as I-BERT; 16 keeps the sentence
   embedding's outlier channels).
+- MPNet (``model.relative_bias``): the bucketed relative-position bias, as int16 at its own scale,
+  is added to every layer's int32 scores at the score scale (``ResidualAdd``) before the softmax.
 - ``pooled``: also output ``pooled``, the masked mean of ``last_hidden_state`` over real tokens
   (``MaskedMeanPool``), at the same scale.
 """
@@ -42,7 +44,8 @@ import numpy as np
 from ..build import GraphBuilder
 from ..graph import Graph
 from .derivation import Derivation
-from .float_encoder import FloatEncoder, FloatLayer
+from ..quant import quantize_symmetric
+from .float_encoder import FloatEncoder, FloatLayer, relative_buckets
 
 ACT_BITS, EMB_BITS, LN_IN_BITS = 8, 16, 22
 
@@ -71,6 +74,7 @@ class _Encoder:
 
     def __init__(self, model: FloatEncoder, scales: dict, derivation: Derivation, wiring: Wiring):
         self.model, self.scales, self.d, self.w = model, scales, derivation, wiring
+        self.position_bias = None
         cfg = model.config
         self.b = GraphBuilder("ibert-encoder", symbols={"batch": wiring.max_batch,
                                                         "seq": wiring.max_seq or cfg.max_positions - 2})
@@ -131,6 +135,7 @@ def build_ibert_encoder(model: FloatEncoder, scales: dict, *, derivation: Option
     enc = _Encoder(model, scales, derivation or Derivation(), wiring or Wiring())
     h, s_h0 = _embeddings(enc)
     mask = enc.b.add("PaddingMask", ["attention_mask"], "int32", name="attn_mask")
+    enc.position_bias = _position_bias(enc)
     s_in = s_h0
     for i, layer in enumerate(model.layers):
         believed = s_h0 if enc.w.stale_hidden_scale else s_in
@@ -183,6 +188,25 @@ def _embeddings(enc: _Encoder):
     return enc.requant(ln, ln_scale / s_h0, enc.act, "emb.out", s_h0), s_h0
 
 
+def _position_bias(enc: _Encoder):
+    """MPNet's relative-position bias, shared by every layer: ``(value [heads, seq, seq] int16, scale)``,
+    or None. Bucket ids come from ``RelativeBuckets`` (the bucketing is done here, at build time),
+    the int16 table (one scale) is gathered per (query, key) pair and moved to ``[heads, seq, seq]``."""
+    model, b = enc.model, enc.b
+    if model.relative_bias is None:
+        return None
+    cfg = model.config
+    longest = b.symbols["seq"]
+    buckets = relative_buckets(longest, cfg.relative_buckets, cfg.relative_max_distance)
+    ids = b.add("RelativeBuckets", ["input_ids"], "int32", name="rel.buckets",
+                attributes={"buckets": [int(v) for v in buckets]})
+    table, scale = quantize_symmetric(model.relative_bias, 16, clamp="narrow")
+    gathered = b.add("Embedding", [ids, b.tensor("rel.table", table, "int16", scale=float(scale))], "int16",
+                     name="rel.gather", scale=float(scale))
+    return b.add("Transpose", [gathered], "int16", name="rel.bias", attributes={"perm": [2, 0, 1]},
+                 scale=float(scale)), float(scale)
+
+
 def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: float, mask, out_name=None):
     cfg, b, sc = enc.model.config, enc.b, enc.scales
     stale = believed != s_in   # the reference tells this layer a scale that is not its input's
@@ -197,6 +221,10 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
     scores = b.add("MatMul", [heads["q"], heads["k"]], "int32", name=f"{name}.scores",
                    attributes={"transpose_b": True})
     score_scale = enc.d.score_scale(sc[f"{name}.q"], sc[f"{name}.k"], cfg.head_dim)
+    if enc.position_bias is not None:   # scores + bias at the score scale, each side rounded once
+        bias, bias_scale = enc.position_bias
+        scores = enc.residual(scores, 1.0, bias, bias_scale / score_scale, "int32", f"{name}.scores.biased",
+                              score_scale)
     sm = enc.d.softmax(score_scale, 32, enc.w.softmax_output_max, enc.w.exp_ratios.get(name))
     probs = b.add("ISoftmax", [scores, mask], f"uint{sm.output_max.bit_length()}", name=f"{name}.probs",
                   scale=sm.out_scale, attributes={k: getattr(sm, k) for k in (

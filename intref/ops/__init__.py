@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .embedding import Embedding, PositionIds
+from .embedding import Embedding, PositionIds, RelativeBuckets
 from .gelu import IGelu
 from .gemm import Linear, MatMul
 from .groupwise import GroupLinear
@@ -14,7 +14,7 @@ from .softmax import ISoftmax, PaddingMask
 from .tokenwise import TokenQuantize, TokenRequantize, TokenScale
 
 REGISTRY = {op.name: op for op in (
-    Embedding(), PositionIds(),
+    Embedding(), PositionIds(), RelativeBuckets(),
     Linear(), MatMul(),
     Requantize(), ResidualAdd(),
     IGelu(), ISoftmax(), PaddingMask(), ILayerNorm(), MaskedMeanPool(),

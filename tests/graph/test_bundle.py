@@ -108,7 +108,8 @@ def build_every_op_graph():
     grid = b.add("Reshape", [cls], "int8", name="reshape", attributes={"shape": ["batch", 4, -1]})
     b.add("Transpose", [grid], "int8", name="transpose", attributes={"perm": [0, 2, 1]})
     b.add("MaskedMeanPool", [out, mask], "int8", name="pooled")
-    b.output("transpose", "softmax", "pooled", zq)
+    b.add("RelativeBuckets", [ids], "int8", name="rel_buckets", attributes={"buckets": list(range(23))})
+    b.output("transpose", "softmax", "pooled", "rel_buckets", zq)
     return b.build(producer={"name": "tests/graph", "version": "1"},
                    metadata={"variant": "hf-faithful", "layers": 1, "notes": {"z": [1.5, None, True], "a": "é"}})
 
@@ -179,7 +180,7 @@ def test_round_trip_gives_the_same_graph_and_the_same_bits(graph, tmp_path, fmt)
         feeds = feeds_for(seed, batch, seq)
         expected = intref.run(graph, feeds)
         got = intref.run(loaded, feeds)
-        assert sorted(got) == sorted(expected) == ["pooled", "softmax", "transpose", "zq.y"]
+        assert sorted(got) == sorted(expected) == ["pooled", "rel_buckets", "softmax", "transpose", "zq.y"]
         for name in expected:
             assert_identical(got[name], expected[name], context=f"{fmt} {name} seed {seed}")
 

@@ -85,7 +85,8 @@ def fuzz_graph():
     grid = b.add("Reshape", [cls], "int64", name="grid", attributes={"shape": ["batch", 2, -1]})
     b.add("Transpose", [grid], "int64", name="out", attributes={"perm": [0, 2, 1]})
     b.add("MaskedMeanPool", [x, mask], "int8", name="pooled")
-    b.output("out", "pooled", zq)
+    b.add("RelativeBuckets", [ids], "int8", name="rel", attributes={"buckets": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]})
+    b.output("out", "pooled", "rel", zq)
     return b.build(producer={"name": "fuzz"}, metadata={"variant": "fuzz"})
 
 

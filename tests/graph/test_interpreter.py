@@ -305,7 +305,8 @@ def encoder_graph(rng):
     part = b.add("Slice", [cls], "int8", name="part", attributes={"axis": 1, "start": 2, "end": 6})
     square = b.add("Reshape", [part], "int8", name="square", attributes={"shape": ["batch", 2, 2]})
     b.output(b.add("Transpose", [square], "int8", name="out", attributes={"perm": [0, 2, 1]}),
-             b.add("MaskedMeanPool", [x, keep], "int8", name="pooled"), zq)
+             b.add("MaskedMeanPool", [x, keep], "int8", name="pooled"),
+             b.add("RelativeBuckets", [ids], "uint8", name="rel", attributes={"buckets": [3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7]}), zq)
     return b.build()
 
 

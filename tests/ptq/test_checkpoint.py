@@ -21,6 +21,9 @@ def test_bert_and_roberta_families(tmp_path):
     assert (roberta.family, roberta.model.config.position_mode) == ("roberta", "padding_aware")
     assert roberta.max_tokens == 40 - 1 - 1          # positions start after the padding index 1
     assert roberta.model.layers[1].ffn_in_w.shape == (64, 32)
+    mpnet = load_checkpoint(write_checkpoint(tmp_path / "mpnet", "mpnet", prefix="mpnet."))
+    assert (mpnet.family, mpnet.model.config.relative_buckets, mpnet.model.relative_bias.shape) == ("mpnet", 32, (32, 4))
+    assert mpnet.model.token_type is None
 
 
 def test_embed_is_the_masked_mean_and_does_not_depend_on_batching(tmp_path):

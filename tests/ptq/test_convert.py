@@ -84,6 +84,18 @@ def test_roberta_positions_convert_too(tmp_path):
     assert cos["min"] > 0.99, cos
 
 
+def test_mpnet_relative_position_bias_is_added_in_integers(tmp_path):
+    ckpt = load_checkpoint(write_checkpoint(tmp_path / "m", "mpnet", seed=4, max_positions=300))
+    graph, _ = convert_ptq(ckpt, CALIB)
+    ops = {n.name: n.op for n in graph.nodes}
+    assert ops["rel.buckets"] == "RelativeBuckets" and ops["layer1.scores.biased"] == "ResidualAdd"
+    assert str(graph.tensors["rel.table"].type) == "int16"
+    long_text = " ".join(["good"] * 150)                  # relative distances in the logarithmic buckets
+    texts = SENTENCES + [long_text]
+    cos = cosine_summary(ckpt.embed(texts), integer_embeddings(graph, ckpt, texts))
+    assert cos["min"] > 0.99, cos
+
+
 def test_bad_options_and_empty_calibration(bert):
     with pytest.raises(ValueError, match="observer"):
         convert_ptq(bert, CALIB, observer="entropy")
@@ -101,7 +113,7 @@ def test_cli_converts_inspects_and_runs_text(tmp_path, capsys):
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(bundle)]) == 0
     captured = capsys.readouterr()
     assert "calibrate: 32/32 sentences" in captured.err and "build: 2/2 layers" in captured.err
-    assert "pooled" in captured.out and "observer percentile" in captured.out
+    assert "pooled" in captured.out and "observer mse" in captured.out
     assert main(["inspect", str(bundle)]) == 0
     assert main(["run", str(bundle), "--text", "a good movie", "--out", str(tmp_path / "out")]) == 0
     pooled = np.load(tmp_path / "out" / "pooled.npy")
@@ -121,8 +133,8 @@ def test_cli_bad_calibration_file_exits_2_naming_it(tmp_path, capsys, content, w
 
 
 def test_cli_unsupported_checkpoint_exits_2(tmp_path, capsys):
-    ckpt_dir = write_checkpoint(tmp_path / "c", "mpnet")
+    ckpt_dir = write_checkpoint(tmp_path / "c", "gpt2")
     calib = tmp_path / "calib.txt"
     calib.write_text("good\n")
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(tmp_path / "b.zip")]) == 2
-    assert "model_type 'mpnet' is not supported" in capsys.readouterr().err
+    assert "model_type 'gpt2' is not supported" in capsys.readouterr().err

@@ -3,7 +3,7 @@
     from intref.convert.ptq import convert_ptq, load_checkpoint
     ckpt = load_checkpoint("all-MiniLM-L6-v2/")        # config, float weights (NumPy), tokenizer
     ckpt.embed(texts)                                   # float64 mean-pooled embeddings (baseline)
-    graph, report = convert_ptq(ckpt, calib_texts)      # percentile 99.99, SmoothQuant 0.8, 16-bit output
+    graph, report = convert_ptq(ckpt, calib_texts)      # MSE observer, SmoothQuant 0.9, 16-bit output
 
 Readers that need nothing but NumPy: ``safetensors.read_safetensors`` (weights) and
 ``tokenizer.WordPieceTokenizer`` (``vocab.txt``).

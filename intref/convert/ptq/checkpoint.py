@@ -11,6 +11,7 @@ Families (``config.json``'s ``model_type``):
 |---|---|---|
 | ``bert`` | ``0, 1, 2, ...`` (``arange``) | ``bert.`` or none |
 | ``roberta`` | ``pad + cumsum(ids != pad)`` (``padding_aware``) | ``roberta.`` or none |
+| ``mpnet`` | as RoBERTa, plus a bucketed relative-position attention bias | ``mpnet.`` or none |
 
 Anything else raises ``CheckpointError`` naming the ``model_type`` and the supported ones. The
 weights must match the config exactly (every tensor present, of the config's shape, finite); a
@@ -20,18 +21,19 @@ defect names the file and the tensor or config field.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from ...errors import CheckpointError, TextError
-from ...models.float_encoder import EncoderConfig, FloatEncoder, FloatLayer, forward, gelu_fast
+from ...models.float_encoder import BLAS, EncoderConfig, FloatEncoder, FloatLayer, forward
 from .safetensors import read_safetensors
 from .tokenizer import WordPieceTokenizer
 
-FAMILIES = {"bert": ("arange", "bert."), "roberta": ("padding_aware", "roberta.")}
+FAMILIES = {"bert": ("arange", "bert."), "roberta": ("padding_aware", "roberta."), "mpnet": ("padding_aware", "mpnet.")}
+MPNET_BUCKETS = 32   # transformers computes MPNet's buckets with 32 whatever the config says
 REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
 CONFIG_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                "max_position_embeddings")
@@ -45,6 +47,18 @@ LAYER_TENSORS = {  # FloatLayer field -> (tensor name under encoder.layer.{i}., 
     "ffn_out_w": ("output.dense.weight", "hf"), "ffn_out_b": ("output.dense.bias", "h"),
     "ln2_gamma": ("output.LayerNorm.weight", "h"), "ln2_beta": ("output.LayerNorm.bias", "h"),
 }
+MPNET_RENAMES = {"attention.self.query": "attention.attn.q", "attention.self.key": "attention.attn.k",
+                 "attention.self.value": "attention.attn.v", "attention.output.dense": "attention.attn.o",
+                 "attention.output.LayerNorm": "attention.LayerNorm"}
+
+
+def layer_tensor_name(family: str, name: str) -> str:
+    """The checkpoint name of a BERT-named layer tensor in ``family``."""
+    if family == "mpnet":
+        for bert, mpnet in MPNET_RENAMES.items():
+            if name.startswith(bert + "."):
+                return mpnet + name[len(bert):]
+    return name
 
 
 @dataclass
@@ -70,7 +84,7 @@ class Checkpoint:
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray, observe=None) -> np.ndarray:
         """The float64 last hidden state ``[B, S, hidden]``."""
         return forward(self.model, np.asarray(input_ids, np.int64), np.asarray(attention_mask, np.float64),
-                       observe=observe, activation=gelu_fast)
+                       observe=observe, arithmetic=BLAS)
 
     def embed(self, texts: Sequence[str], *, batch: int = 32) -> np.ndarray:
         """Mean-pooled float64 sentence embeddings ``[N, hidden]`` (sentence-transformers' pooling)."""
@@ -114,7 +128,7 @@ def load_checkpoint(path) -> Checkpoint:
     raw = read_config(path / "config.json")
     family, config = encoder_config(raw, path / "config.json")
     tensors = read_safetensors(path / "model.safetensors")
-    model = float_model(tensors, config, FAMILIES[family][1], path / "model.safetensors")
+    model = float_model(tensors, config, family, path / "model.safetensors")
     tokenizer = WordPieceTokenizer.from_checkpoint_dir(path)
     if len(tokenizer.vocab) > config.vocab_size:
         raise CheckpointError(f"{len(tokenizer.vocab)} tokens but config.json's vocab_size is {config.vocab_size}",
@@ -137,7 +151,7 @@ def encoder_config(raw: dict, file: Path) -> Tuple[str, EncoderConfig]:
     model_type = raw.get("model_type")
     if model_type not in FAMILIES:
         raise CheckpointError(f"model_type {model_type!r} is not supported; supported: {sorted(FAMILIES)} "
-                              f"(BERT and RoBERTa-style encoders)", path=str(file), field="model_type")
+                              f"(BERT, RoBERTa-style and MPNet encoders)", path=str(file), field="model_type")
 
     def need(key, kind=int, lo=1):
         value = raw.get(key)
@@ -165,14 +179,21 @@ def encoder_config(raw: dict, file: Path) -> Tuple[str, EncoderConfig]:
                            intermediate=ints["intermediate_size"], max_positions=ints["max_position_embeddings"],
                            type_vocab_size=need("type_vocab_size", lo=0) if "type_vocab_size" in raw else 0,
                            pad_token_id=pad, position_mode=mode, layer_norm_eps=float(eps))
+    if model_type == "mpnet":
+        buckets = need("relative_attention_num_buckets") if "relative_attention_num_buckets" in raw else MPNET_BUCKETS
+        if buckets != MPNET_BUCKETS:
+            raise CheckpointError(f"relative_attention_num_buckets {buckets} is not supported (MPNet uses "
+                                  f"{MPNET_BUCKETS})", path=str(file), field="relative_attention_num_buckets")
+        config = replace(config, relative_buckets=MPNET_BUCKETS)
     if mode == "padding_aware" and config.max_positions <= pad + 1:
         raise CheckpointError(f"max_position_embeddings {config.max_positions} leaves no position after the "
                               f"padding index {pad}", path=str(file), field="max_position_embeddings")
     return model_type, config
 
 
-def float_model(tensors: dict, config: EncoderConfig, prefix: str, file: Path) -> FloatEncoder:
+def float_model(tensors: dict, config: EncoderConfig, family: str, file: Path) -> FloatEncoder:
     """Map checkpoint tensors onto a ``FloatEncoder``, checking each one's presence, shape and values."""
+    prefix = FAMILIES[family][1]
     if not any(name.startswith(prefix) for name in tensors):
         prefix = ""
     h, f = config.hidden, config.intermediate
@@ -195,12 +216,15 @@ def float_model(tensors: dict, config: EncoderConfig, prefix: str, file: Path) -
 
     layers = []
     for i in range(config.layers):
-        values = {key: take(f"encoder.layer.{i}.{name}", tuple(dims[c] for c in shape))
+        values = {key: take(f"encoder.layer.{i}.{layer_tensor_name(family, name)}", tuple(dims[c] for c in shape))
                   for key, (name, shape) in LAYER_TENSORS.items()}
         layers.append(FloatLayer(**values))
     token_type = (take("embeddings.token_type_embeddings.weight", (config.type_vocab_size, h))
                   if config.type_vocab_size else None)
+    relative = (take("encoder.relative_attention_bias.weight", (config.relative_buckets, config.heads))
+                if config.relative_buckets else None)
     return FloatEncoder(config, take("embeddings.word_embeddings.weight", (config.vocab_size, h)),
                         take("embeddings.position_embeddings.weight", (config.max_positions, h)), token_type,
-                        take("embeddings.LayerNorm.weight", (h,)), take("embeddings.LayerNorm.bias", (h,)), layers)
+                        take("embeddings.LayerNorm.weight", (h,)), take("embeddings.LayerNorm.bias", (h,)), layers,
+                        relative)
 

@@ -10,7 +10,7 @@ LayerNorm inputs, int8 Linear inputs) with post-training constants: per-channel 
 embedding tables with one scale per hidden channel, activation scales from ``calibrate``, SmoothQuant
 folded into LayerNorm gamma/beta and weight columns, the last hidden state in ``output_bits`` and
 its masked mean ``pooled``. Defaults (``DEFAULTS``) are the options measured best on
-all-MiniLM-L6-v2 (README of ``intref/convert/ptq``).
+all-MiniLM-L6-v2 (``docs/ptq.md``, measured by ``benchmarks/ptq_options.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from . import schemes
 from .checkpoint import Checkpoint, length_batches, load_checkpoint
 from .text import tokenizer_metadata
 
-DEFAULTS = dict(observer="percentile", percentile=99.99, smoothquant=0.8, output_bits=16)
+DEFAULTS = dict(observer="mse", percentile=99.99, smoothquant=0.9, output_bits=16)
 MAX_BATCH = 64
 
 

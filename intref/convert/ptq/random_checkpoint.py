@@ -38,6 +38,9 @@ def config_for(model_type="bert", *, hidden=32, heads=4, layers=2, intermediate=
               "max_position_embeddings": max_positions, "type_vocab_size": 2, "hidden_act": "gelu",
               "layer_norm_eps": 1e-12 if model_type == "bert" else 1e-5,
               "pad_token_id": 0 if model_type == "bert" else 1, "position_embedding_type": "absolute"}
+    if model_type == "mpnet":
+        config.update(relative_attention_num_buckets=32)
+        del config["type_vocab_size"]
     config.update(extra)
     return config
 
@@ -61,7 +64,7 @@ def random_tensors(config: dict, seed: int = 0, prefix: str = "") -> dict:
 
     t = {"embeddings.word_embeddings.weight": rng.normal(0, 0.5, (config["vocab_size"], h)),
          "embeddings.position_embeddings.weight": rng.normal(0, 0.2, (config["max_position_embeddings"], h)),
-         "embeddings.token_type_embeddings.weight": rng.normal(0, 0.2, (config["type_vocab_size"], h)),
+         "embeddings.token_type_embeddings.weight": rng.normal(0, 0.2, (config.get("type_vocab_size", 1), h)),
          "embeddings.LayerNorm.weight": gamma(), "embeddings.LayerNorm.bias": vector(h)}
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
@@ -71,6 +74,12 @@ def random_tensors(config: dict, seed: int = 0, prefix: str = "") -> dict:
         t[p + "output.dense.weight"], t[p + "output.dense.bias"] = matrix(h, f), vector(h)
         for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
             t[p + ln + ".weight"], t[p + ln + ".bias"] = gamma(), vector(h)
+    if config["model_type"] == "mpnet":
+        from .checkpoint import layer_tensor_name
+        t = {name if not name.startswith("encoder.layer.") else
+             ".".join(name.split(".")[:3]) + "." + layer_tensor_name("mpnet", ".".join(name.split(".")[3:])): value
+             for name, value in t.items() if not name.startswith("embeddings.token_type")}
+        t["encoder.relative_attention_bias.weight"] = rng.normal(0, 1.0, (32, config["num_attention_heads"]))
     return {prefix + name: value.astype(np.float32) for name, value in t.items()}
 
 
