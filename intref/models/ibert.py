@@ -62,6 +62,11 @@ class Wiring:
     smooth: Dict[str, np.ndarray] = field(default_factory=dict)  # point -> SmoothQuant factors
     output_bits: int = ACT_BITS
     pooled: bool = False
+    # ZeroQuant schemes (intref/convert/ptq/schemes.py): the width of every Linear input but Q/K/V's
+    # outputs, and a function that emits each Linear (None: int8 per-channel weights, below)
+    act_bits: int = ACT_BITS
+    linear_hook: Optional[Callable] = None
+    table_hook: Optional[Callable] = None      # emits the word-embedding lookup (None: an int8 table)
 
 
 class _Encoder:
@@ -73,6 +78,7 @@ class _Encoder:
         cfg = model.config
         self.b = GraphBuilder("ibert-encoder", symbols={"batch": wiring.max_batch,
                                                         "seq": wiring.max_seq or cfg.max_positions - 2})
+        self.act = f"int{wiring.act_bits}"     # the type of each requantized Linear input
 
     def requant(self, x, real_ratio, out_type, name, scale, out_name=None):
         m, s = self.d.ratio(real_ratio)
@@ -95,6 +101,8 @@ class _Encoder:
         ``smooth``: the input holds ``x / f``, so the weight's columns are multiplied by ``f``."""
         if smooth is not None:
             weight = np.asarray(weight, np.float64) * smooth[None, :]
+        if self.w.linear_hook is not None and bias_scale is None:
+            return self.w.linear_hook(self, x, x_scale, np.asarray(weight, np.float64), bias, name)
         w_int, w_scale = self.d.linear_weight(weight)
         acc_scale = self.d.scale_product(w_scale, x_scale)
         weight_name = self.b.tensor(f"{name}.weight", w_int, "int8", scale=w_scale, scale_axis=0)
@@ -150,9 +158,12 @@ def _embeddings(enc: _Encoder):
     ids = b.input("input_ids", "int32", ["batch", "seq"], range=(0, cfg.vocab_size - 1))
     b.input("attention_mask", "int8", ["batch", "seq"], range=(0, 1))
     s16 = sc["emb.sum"]
-    word_int, s_word = enc.d.table(enc.model.word)
-    word = b.add("Embedding", [ids, b.tensor("emb.word.table", word_int, "int8", scale=s_word)], "int8",
-                 name="emb.word", scale=s_word)
+    if enc.w.table_hook is not None:      # ZeroQuant schemes: the word table's own layout and lookup
+        word, s_word = enc.w.table_hook(enc, ids, enc.model.word, "emb.word")
+    else:
+        word_int, s_word = enc.d.table(enc.model.word)
+        word = b.add("Embedding", [ids, b.tensor("emb.word.table", word_int, "int8", scale=s_word)], "int8",
+                     name="emb.word", scale=s_word)
     total = word
     ratio_word = s_word / s16
     if enc.model.token_type is not None:
@@ -174,7 +185,7 @@ def _embeddings(enc: _Encoder):
     ln, ln_scale = enc.layernorm(total, enc.model.emb_ln_gamma, enc.model.emb_ln_beta, "emb.ln", EMB_BITS,
                                  enc.factors("emb.out"))
     s_h0 = sc["emb.out"]
-    return enc.requant(ln, ln_scale / s_h0, "int8", "emb.out", s_h0), s_h0
+    return enc.requant(ln, ln_scale / s_h0, enc.act, "emb.out", s_h0), s_h0
 
 
 def _position_bias(enc: _Encoder):
@@ -222,7 +233,7 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
     context = b.add("MatMul", [probs, heads["v"]], "int32", name=f"{name}.context.heads")
     merged = b.add("MergeHeads", [context], "int32", name=f"{name}.context.merged")
     s_ctx = sc[f"{name}.context"]
-    ctx8 = enc.requant(merged, enc.d.scale_product(sc[f"{name}.v"], sm.out_scale) / s_ctx, "int8", f"{name}.context", s_ctx)
+    ctx8 = enc.requant(merged, enc.d.scale_product(sc[f"{name}.v"], sm.out_scale) / s_ctx, enc.act, f"{name}.context", s_ctx)
     attn, attn_scale = enc.linear(ctx8, s_ctx, p.o_w, p.o_b, f"{name}.attn.linear")
     residual, residual_scale = h, believed
     if stale:  # the reference re-grids the residual onto the believed scale: rint(h * s_in / s_h0)
@@ -233,7 +244,7 @@ def _layer(enc: _Encoder, p: FloatLayer, name: str, h, s_in: float, believed: fl
                          f"{name}.attn.sum", s22)
     ln, ln_scale = enc.layernorm(total, p.ln1_gamma, p.ln1_beta, f"{name}.attn.ln", LN_IN_BITS,
                                  enc.factors(f"{name}.attn.out"))
-    a8 = enc.requant(ln, ln_scale / sc[f"{name}.attn.out"], "int8", f"{name}.attn.out", sc[f"{name}.attn.out"])
+    a8 = enc.requant(ln, ln_scale / sc[f"{name}.attn.out"], enc.act, f"{name}.attn.out", sc[f"{name}.attn.out"])
     return _ffn(enc, p, name, a8, sc[f"{name}.attn.out"], out_name)
 
 
@@ -241,7 +252,7 @@ def _ffn(enc: _Encoder, p: FloatLayer, name: str, a8, s_a: float, out_name=None)
     b, sc = enc.b, enc.scales
     s_in = sc[f"{name}.ffn.in"]
     f_a, f_g = enc.factors(f"{name}.attn.out"), enc.factors(f"{name}.gelu.out")
-    a_in = enc.requant(a8, s_a / s_in, "int8", f"{name}.ffn.in", s_in)
+    a_in = enc.requant(a8, s_a / s_in, enc.act, f"{name}.ffn.in", s_in)
     acc, acc_scale = enc.linear(a_in, s_in, p.ffn_in_w, p.ffn_in_b, f"{name}.ffn.linear1", smooth=f_a)
     gp = enc.d.gelu(acc_scale, 32)
     lo, hi = gp.output_range(-(1 << 31), (1 << 31) - 1)
@@ -250,9 +261,9 @@ def _ffn(enc: _Encoder, p: FloatLayer, name: str, a8, s_a: float, out_name=None)
                                                              "shift_int": list(gp.shift_int), "guard_shift": gp.guard_shift})
     s_g = sc[f"{name}.gelu.out"]
     g_ratio = np.asarray(gp.out_scale) / s_g if f_g is None else np.asarray(gp.out_scale) / (s_g * f_g)
-    g8 = enc.requant(gelu, g_ratio, "int8", f"{name}.gelu.out", s_g)
+    g8 = enc.requant(gelu, g_ratio, enc.act, f"{name}.gelu.out", s_g)
     s_mid = sc[f"{name}.ffn.mid"]
-    g_in = enc.requant(g8, s_g / s_mid, "int8", f"{name}.ffn.mid", s_mid)
+    g_in = enc.requant(g8, s_g / s_mid, enc.act, f"{name}.ffn.mid", s_mid)
     out, out_scale = enc.linear(g_in, s_mid, p.ffn_out_w, p.ffn_out_b, f"{name}.ffn.linear2", smooth=f_g)
     s22 = sc[f"{name}.ffn.sum"]
     residual_ratio = s_in / s22 if f_a is None else s_in * f_a / s22
@@ -261,5 +272,5 @@ def _ffn(enc: _Encoder, p: FloatLayer, name: str, a8, s_a: float, out_name=None)
     ln, ln_scale = enc.layernorm(total, p.ln2_gamma, p.ln2_beta, f"{name}.ffn.ln", LN_IN_BITS,
                                  None if last else enc.factors(f"{name}.out"))
     s_out = sc[f"{name}.out"]
-    out_type = f"int{enc.w.output_bits if last else ACT_BITS}"
+    out_type = f"int{enc.w.output_bits}" if last else enc.act
     return enc.requant(ln, ln_scale / s_out, out_type, f"{name}.out", s_out, out_name), s_out

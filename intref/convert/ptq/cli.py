@@ -11,6 +11,7 @@ import sys
 import time
 
 from ...errors import TextError
+from . import schemes
 from .convert import DEFAULTS, convert_ptq
 from .text import read_text_file
 
@@ -46,6 +47,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-smoothquant", action="store_true", help="ptq: no SmoothQuant")
     parser.add_argument("--output-bits", type=int, choices=(8, 16), default=DEFAULTS["output_bits"],
                         help="ptq: width of last_hidden_state and pooled (default %(default)s)")
+    schemes.add_arguments(parser)        # ZeroQuant: --weights, --group-size/--groups, --group-axis, --act
 
 
 def cli_main(args) -> int:
@@ -58,7 +60,8 @@ def cli_main(args) -> int:
     try:
         graph, report = convert_ptq(args.model_dir, texts, observer=args.observer, percentile=args.percentile,
                                     smoothquant=None if args.no_smoothquant else args.smoothquant,
-                                    output_bits=args.output_bits, progress=TerminalProgress())
+                                    output_bits=args.output_bits, progress=TerminalProgress(),
+                                    **schemes.options_from_args(args))
     except TextError as exc:   # name the calibration file, not just the sentence
         raise TextError(str(exc), path=args.calib, index=exc.index) from None
     except ValueError as exc:

@@ -27,6 +27,7 @@ from ...models.derivation import Derivation
 from ...models.ibert import Wiring, build_ibert_encoder
 from ...quant import quantize_symmetric
 from . import calibrate as cal
+from . import schemes
 from .checkpoint import Checkpoint, length_batches, load_checkpoint
 from .text import tokenizer_metadata
 
@@ -48,9 +49,10 @@ class PtqDerivation(Derivation):
 def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str], *,
                 observer: str = DEFAULTS["observer"], percentile: float = DEFAULTS["percentile"],
                 smoothquant: Optional[float] = DEFAULTS["smoothquant"], output_bits: int = DEFAULTS["output_bits"],
-                batch: int = 32, progress: cal.Progress = None) -> Tuple[Graph, dict]:
+                batch: int = 32, progress: cal.Progress = None, **scheme_options) -> Tuple[Graph, dict]:
     """Calibrate on ``calib_texts`` and build the integer graph. Returns ``(graph, report)``; the
-    report holds the options, the sentence and token counts and the time of each stage."""
+    report holds the options, the sentence and token counts and the time of each stage.
+    ``scheme_options``: ZeroQuant's weights / group_size / groups / group_axis / act (``schemes.py``)."""
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
     check_options(observer, smoothquant, output_bits)
     texts = list(calib_texts)
@@ -58,7 +60,8 @@ def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str]
         raise TextError("calibration needs at least one sentence", field="calibration sentences")
     stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
     (graph, report), seconds_build = cal.timed(build_ptq, ckpt, stats, observer=observer, percentile=percentile,
-                                               smoothquant=smoothquant, output_bits=output_bits, progress=progress)
+                                               smoothquant=smoothquant, output_bits=output_bits, progress=progress,
+                                               **scheme_options)
     return graph, {**report, "sentences": len(texts), "seconds_calibration": round(seconds, 2), "seconds_build": round(seconds_build, 2)}
 
 
@@ -73,7 +76,8 @@ def check_options(observer: str, smoothquant: Optional[float], output_bits: int)
 
 def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observer"],
               percentile: float = DEFAULTS["percentile"], smoothquant: Optional[float] = DEFAULTS["smoothquant"],
-              output_bits: int = DEFAULTS["output_bits"], progress: cal.Progress = None) -> Tuple[Graph, dict]:
+              output_bits: int = DEFAULTS["output_bits"], progress: cal.Progress = None,
+              **scheme_options) -> Tuple[Graph, dict]:
     """The integer graph from calibration statistics (``calibrate.collect``): one calibration pass
     can serve several option sets."""
     check_options(observer, smoothquant, output_bits)
@@ -83,8 +87,10 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
                               output_bits=output_bits)
     wiring = Wiring(max_batch=MAX_BATCH, max_seq=ckpt.max_tokens, smooth=factors, output_bits=output_bits,
                     pooled=True)
+    scheme = schemes.scheme_from_options(**scheme_options)
+    point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers)
     options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
-                   smoothquant=smoothquant, output_bits=output_bits)
+                   smoothquant=smoothquant, output_bits=output_bits, scheme=scheme.describe())
     tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
     metadata = {"model": "ptq-encoder", "max_tokens": ckpt.max_tokens,
                 "source": {"family": ckpt.family, "model_type": ckpt.config.get("model_type"), "path": ckpt.path.name},
