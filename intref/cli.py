@@ -135,6 +135,11 @@ def _crosscheck(args) -> int:
     return 2
 
 
+def _notebooks(args) -> int:
+    from .notebooks import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -201,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="lines per batch")
     p.add_argument("--max-seq", type=int, default=128, help="tokens per line at most (truncated)")
     p.set_defaults(func=_crosscheck)
+
+    from .notebooks import add_arguments as notebook_arguments
+    p = sub.add_parser("notebooks", help="execute the study notebooks and render them to HTML with their plots "
+                                         "(render --out DIR), or strip / check their outputs")
+    notebook_arguments(p)
+    p.set_defaults(func=_notebooks)
     return parser
 
 
