@@ -7,7 +7,8 @@
 ``python -m intref.notebooks ...`` is the same command. Needs the ``notebooks`` extra (jupyter,
 matplotlib, nbclient, nbformat, nbconvert, ipykernel); the kernel is this interpreter's own
 ``python3`` kernelspec, started with this checkout on its ``PYTHONPATH``. The notebooks live in the
-repository's ``notebooks/`` (``--src`` names another directory); they are not part of the wheel.
+repository's ``notebooks/`` (an installed intref looks in ``./notebooks``; ``--src`` names another
+directory); they are not part of the wheel.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SRC = ROOT / "notebooks"
+# a checkout's notebooks/ beside the package; installed from a wheel, the one in the working directory
+DEFAULT_SRC = ROOT / "notebooks" if (ROOT / "notebooks").is_dir() else Path("notebooks")
 KERNEL = "python3"
 EXTRA_HINT = "pip install 'intref[notebooks]'"
 
