@@ -42,7 +42,7 @@ def build(args):
     import torch
     import transformers
 
-    from intref.convert.hf_random import ROBERTA_BASE, random_ibert
+    from intref.convert.hf_ibert.random_model import ROBERTA_BASE, random_ibert
     start = time.perf_counter()
     model = random_ibert(seed=args.seed, calibration=args.calibration, batch=4, seq=args.seq,
                          **{**ROBERTA_BASE, "initializer_range": 0.02})
@@ -55,9 +55,9 @@ def build(args):
 
 
 def crosscheck_figures(model, graph, args) -> list:
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
-    from intref.convert.hf_random import random_batches
-    from intref.convert.hf_report import END_TO_END, ISOLATED
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.random_model import random_batches
+    from intref.convert.hf_ibert.report import END_TO_END, ISOLATED
     batches = random_batches(np.random.default_rng(args.seed + 1), model.config.vocab_size, count=1,
                              batch=args.check_batch, seq=args.seq)
     start = time.perf_counter()
@@ -85,7 +85,7 @@ def sensitivity(model, batch, seed: int) -> str:
     """The reference vs itself with one emb.out code moved by +-1 (at a random real token)."""
     import torch
 
-    from intref.convert.hf_capture import capture
+    from intref.convert.hf_ibert.capture import capture
     ids, mask = batch
     base = capture(model, ids, mask)
     rng = np.random.default_rng(seed)
@@ -114,7 +114,7 @@ def sensitivity(model, batch, seed: int) -> str:
 def timings(model, float_model, graph, args) -> list:
     import torch
 
-    from intref.convert.hf_random import random_batches
+    from intref.convert.hf_ibert.random_model import random_batches
     from intref.interpreter import run
     rows = [f"{'batch x seq':<12} {'intref.run':>14} {'ref quant_mode':>16} {'ref float':>14} "
             f"{'intref/quant':>13} {'intref/float':>13}"]
@@ -162,7 +162,7 @@ def main() -> None:
     print("\n".join(lines))
     import contextlib
 
-    from intref.convert.hf_capture import patched_reference
+    from intref.convert.hf_ibert.capture import patched_reference
     with patched_reference(model) if args.fix_scales else contextlib.nullcontext():
         print(sensitivity(model, batch, args.seed))
     print("\n".join(timings(model, float_model, graph, args)))

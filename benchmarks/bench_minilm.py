@@ -71,7 +71,7 @@ def single_flip_sensitivity(graph, ids: np.ndarray, mask: np.ndarray):
 
 
 def describe_worst(report) -> list:
-    from intref.convert.hf_artifacts import ARTIFACTS
+    from intref.convert.hf_ibert.artifacts import ARTIFACTS
     worst = report.worst_isolated()
     lines = [f"isolated worst 8-bit node: {worst.point} ({worst.type}) {worst.mismatches} of {worst.elements} "
              f"differ ({worst.fraction:.2e}), max |diff| {worst.max_abs}"]
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
     from intref.convert.hf_ibert import convert_hf_ibert
     from intref.convert.minilm import batches, calibrate, load_minilm_as_ibert, load_minilm_bert, read_sentences
     print(f"python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "

@@ -8,7 +8,7 @@ and ``intref.run`` (the interpreter) -> tools.
 from ._version import __version__
 from .errors import IntrefError
 from .build import GraphBuilder
-from .bundle import load, save
+from .bundle.load import load, save
 from .graph import Graph, dequantize
 from .interpreter import run
 

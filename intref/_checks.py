@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DtypeError, RangeError, ShapeError, format_index
-
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
+from .inttypes import INT64_MAX, INT64_MIN
 
 
 def first_index(mask: np.ndarray) -> tuple:

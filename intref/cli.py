@@ -18,7 +18,7 @@ def _selfcheck(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .bundle import load
+    from .bundle.load import load
     from .inspect import describe
     print(describe(load(args.bundle), source=args.bundle))
     return 0
@@ -48,7 +48,7 @@ def _run(args) -> int:
 
     import numpy as np
 
-    from .bundle import load
+    from .bundle.load import load
     from .interpreter import run
     graph = load(args.bundle)
     results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
@@ -61,8 +61,8 @@ def _run(args) -> int:
 
 
 def _layout(args):
-    from .golden import GoldenError
-    from .vectors import Layout
+    from .golden.write import GoldenError
+    from .golden.vectors import Layout
     tile = None
     if args.tile:
         try:
@@ -76,8 +76,8 @@ def _layout(args):
 def _golden(args) -> int:
     import os
 
-    from .bundle import load
-    from .golden import write_golden
+    from .bundle.load import load
+    from .golden.write import write_golden
     graph = load(args.bundle)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bundle_path = os.path.relpath(os.path.abspath(args.bundle), os.path.abspath(args.out))
@@ -91,7 +91,7 @@ def _golden(args) -> int:
 
 
 def _verify(args) -> int:
-    from .verify import verify
+    from .verify.session import verify
     report = verify(args.golden_dir, args.hw_dir, formats=args.format.split(","), tolerance=args.tolerance,
                     isolate=args.isolate, bundle=args.bundle)
     print(report.to_text(), end="")
@@ -101,10 +101,10 @@ def _verify(args) -> int:
 
 
 def _convert(args) -> int:
-    from .bundle import save
+    from .bundle.load import save
     from .inspect import describe
     try:
-        from .convert.hf_ibert import convert_hf_ibert, load_hf_model
+        from .convert.hf_ibert.convert import convert_hf_ibert, load_hf_model
         model = load_hf_model(args.model_dir)
     except ImportError as exc:
         print(f"intref convert: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
@@ -126,13 +126,23 @@ def _convert(args) -> int:
 
 def _crosscheck(args) -> int:
     try:
-        from .convert.hf_crosscheck import cli_main
+        from .convert.hf_ibert.crosscheck import cli_main
         return cli_main(args.model_dir, args.text, fix_scales=args.fix_scales, batch=args.batch, max_seq=args.max_seq)
     except ImportError as exc:
         print(f"intref crosscheck: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
     except (OSError, ValueError) as exc:
         print(f"intref crosscheck: error: {exc}", file=sys.stderr)
     return 2
+
+
+def _demo(args) -> int:
+    from .models.demo_golden import write_demo
+    try:
+        print("\n".join(write_demo(args.out, args.golden, replace=args.replace)))
+    except OSError as exc:
+        print(f"intref demo: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _notebooks(args) -> int:
@@ -206,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="lines per batch")
     p.add_argument("--max-seq", type=int, default=128, help="tokens per line at most (truncated)")
     p.set_defaults(func=_crosscheck)
+
+    p = sub.add_parser("demo", help="build the demo I-BERT bundle (seeded, the same bytes on every machine) "
+                                    "and, with --golden, its golden sets")
+    p.add_argument("--out", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
+    p.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
+    p.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
+    p.set_defaults(func=_demo)
 
     from .notebooks import add_arguments as notebook_arguments
     p = sub.add_parser("notebooks", help="execute the study notebooks and render them to HTML with their plots "

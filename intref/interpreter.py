@@ -22,9 +22,8 @@ import numpy as np
 from . import _checks
 from .errors import FeedError, IntrefError, format_index
 from .graph import Graph, ValueInfo
-from .inttypes import IntType
+from .inttypes import OVERFLOW_MODES, IntType
 from .kernels.requant import fit_to_type
-from .spec.requant import OVERFLOW_MODES
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,

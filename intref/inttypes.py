@@ -16,6 +16,17 @@ from .errors import RangeError
 
 _NAME = re.compile(r"^(u?)int([0-9]{1,2})$")
 
+# The run-time limits, defined here once. Every kernel computes in int64: its intermediates stay in
+# [INT64_MIN, INT64_MAX], which the load-time range analysis proves per node.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+# The largest right shift of a requantization (Requantize, ResidualAdd, the softmax's exp requant):
+# for int64 x and |m| <= 2**31, |x * m| < 2**95, so every rounding of x * m / 2**s is the same for
+# all s >= 96; 127 leaves room for a vanishing ratio written as it was derived.
+MAX_SHIFT = 127
+# What a run does with a value outside its declared type: clamp it, keep its low bits, or raise.
+OVERFLOW_MODES = ("saturate", "wrap", "check")
+
 
 @dataclass(frozen=True)
 class IntType:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import kernels, spec
+from .inttypes import INT64_MAX, INT64_MIN
 from .quant import prepare_gelu, prepare_layernorm, prepare_softmax
 from .spec.rounding import ROUNDING_MODES
 
@@ -30,7 +31,7 @@ def _compare(name: str, got: np.ndarray, expected) -> int:
 
 def check_requantize(rng) -> str:
     x = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
-    wide = rng.integers(-(1 << 63), (1 << 63) - 1, size=2000, dtype=np.int64, endpoint=True)
+    wide = rng.integers(INT64_MIN, INT64_MAX, size=2000, dtype=np.int64, endpoint=True)
     count = 0
     for rounding in ROUNDING_MODES:
         for m, s in ((1 << 30, 31), (1 << 30, 32), (1431655765, 36), (-(1 << 31), 45)):
@@ -44,7 +45,7 @@ def check_requantize(rng) -> str:
 
 
 def check_isqrt(rng) -> str:
-    n = np.concatenate([np.arange(1 << 16), rng.integers(0, (1 << 63) - 1, size=20000, dtype=np.int64, endpoint=True)])
+    n = np.concatenate([np.arange(1 << 16), rng.integers(0, INT64_MAX, size=20000, dtype=np.int64, endpoint=True)])
     count = _compare("isqrt", kernels.isqrt(n), [spec.isqrt(v) for v in n.tolist()])
     updates = max(spec.isqrt_with_count(v)[1] for v in (1074528350, 1119303883, 1149413397, 1185493737, 1332907078))
     return f"every n < 2**16 + 20000 random n < 2**63: {count} == spec; the paper's 31-bit hard cases take {updates} updates"

@@ -44,13 +44,13 @@ import numpy as np
 
 from .. import _checks
 from ..errors import RangeError, ShapeError, format_index
+from ..inttypes import INT64_MAX
 
 _WHERE = "matmul"
 PATHS = ("auto", "float32", "float64", "int64")
 OPERAND_DTYPES = (np.int8, np.int16, np.int32, np.uint8, np.uint16)
 FLOAT64_EXACT = 1 << 53              # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24              # ... <= 2**24 is a float32
-INT64_MAX = (1 << 63) - 1
 # Measured on the 2-core development machine (benchmarks/bench_matmul.py, OpenBLAS): on transformer
 # shapes one-chunk sgemm is ~2x faster than dgemm, and K-chunked sgemm stays faster than dgemm down
 # to chunks of ~64 indices (the crossover). "auto" keeps float32 for chunks >= 128, for margin.

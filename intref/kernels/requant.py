@@ -16,7 +16,7 @@ import numpy as np
 from .. import _checks
 from ..errors import OverflowCheckError, ShapeError, format_index
 from ..inttypes import IntType
-from ..spec.requant import MAX_SHIFT, OVERFLOW_MODES
+from ..inttypes import MAX_SHIFT, OVERFLOW_MODES
 from ..spec.rounding import ROUNDING_MODES
 from .rounding import MAGNITUDE_CAP, mul_shift_round
 

@@ -32,7 +32,6 @@ import numpy as np
 _U64 = np.uint64
 _MASK32 = _U64(0xFFFFFFFF)
 MAGNITUDE_CAP = 1 << 62  # results with |value| >= 2**62 are reported as this magnitude
-MAX_SHIFT = 127
 
 
 class RoundedProduct(NamedTuple):

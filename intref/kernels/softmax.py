@@ -18,9 +18,9 @@ import numpy as np
 
 from .. import _checks
 from ..errors import DtypeError, RangeError, ShapeError
-from ..inttypes import IntType
+from ..inttypes import INT64_MAX, MAX_SHIFT, IntType
 from ..spec.softmax import FACTOR_BITS, SoftmaxParams
-from .rounding import MAX_SHIFT, mul_shift_round
+from .rounding import mul_shift_round
 
 
 def i_exp(q, params: SoftmaxParams) -> np.ndarray:
@@ -33,7 +33,7 @@ def i_exp(q, params: SoftmaxParams) -> np.ndarray:
     """
     _require_params("i_exp", params)
     top = params.exp_int_max()
-    if top > _checks.INT64_MAX:
+    if top > INT64_MAX:
         raise RangeError(f"i_exp: exp_int can reach {top} (2**{top.bit_length() - 1} or more), outside int64 "
                          f"for these params; i_softmax folds 2**(n - z) into the requantization instead",
                          argument="params", value=top)
@@ -114,7 +114,7 @@ def exp_code_folded(z: np.ndarray, p: np.ndarray, params: SoftmaxParams) -> np.n
 def mul_pow2_saturating(p: np.ndarray, m: int, left: np.ndarray, top: np.int64) -> np.ndarray:
     """``min(p * m * 2**left, top)`` for int64 ``p >= 0``, ``0 <= m <= 2**31``, ``0 <= left <= 62``,
     ``0 <= top < 2**31``; exact, every intermediate in ``[0, top]`` (nothing can overflow)."""
-    product_limit = np.int64(int(top) // m) if m > 0 else np.int64(_checks.INT64_MAX)
+    product_limit = np.int64(int(top) // m) if m > 0 else np.int64(INT64_MAX)
     over = p > product_limit                                           # p * m > top
     product = np.where(over, 0, p) * np.int64(m)                       # <= top
     over |= product > (top >> left)                                    # product * 2**left > top

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..inttypes import INT64_MAX
 
 _WHERE = "isqrt"
 
@@ -28,7 +29,7 @@ def bit_length(v: np.ndarray) -> np.ndarray:
 def isqrt(n) -> np.ndarray:
     """``floor(sqrt(n))`` elementwise for integer ``n`` with ``0 <= n < 2**63``; returns int64."""
     n = _checks.int_array(_WHERE, "n", n)
-    _checks.require_range(_WHERE, "n", n, 0, _checks.INT64_MAX)
+    _checks.require_range(_WHERE, "n", n, 0, INT64_MAX)
     n = n.astype(np.int64)
     x = np.left_shift(np.int64(1), (bit_length(n) + 1) >> 1)
     active = n > 0

@@ -1,12 +1,12 @@
 """The demo model: a small I-BERT encoder with seeded random weights, calibrated on seeded
 random token sequences. Deterministic: the same bundle, byte for byte, on every machine.
 
-    python -m intref.models.demo --out golden/demo-ibert.zip
+    intref demo --out golden/demo-ibert.zip
 
 and, with its golden sets (weights/, ordinary/, padded/, extremes/: ``intref.models.demo_golden``),
 everything under golden/ at once, byte for byte (``--replace`` regenerates an existing set in place):
 
-    python -m intref.models.demo --out golden/demo-ibert.zip --golden golden/demo-ibert --replace
+    intref demo --out golden/demo-ibert.zip --golden golden/demo-ibert --replace
 
 2 layers, hidden 64, 4 heads, FFN 256, vocabulary 1000, sequences up to 32 tokens (batch up to 8),
 RoBERTa-style padding-aware positions (pad id 1), the intended integer pipeline (no stale scales,
@@ -14,10 +14,6 @@ uint8 softmax). Under 1 MB.
 """
 
 from __future__ import annotations
-
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -58,32 +54,3 @@ def make_demo():
     graph = build_ibert_encoder(model, demo_scales(model), wiring=Wiring(max_batch=MAX_BATCH, max_seq=MAX_SEQ),
                                 metadata={"name": "intref demo I-BERT encoder", "seed": DEMO_SEED})
     return graph, model
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intref.models.demo", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--out", required=True, help="bundle path (.zip for a zip bundle, else a directory)")
-    parser.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
-    parser.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
-    args = parser.parse_args(argv)
-    from ..bundle import load, save
-    from ..errors import IntrefError
-    from .demo_golden import check_golden_target, write_demo_golden
-    try:
-        if args.golden:
-            check_golden_target(args.golden, args.replace)
-        graph, _ = make_demo()
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        save(graph, args.out)
-        print(f"wrote {args.out}: {len(graph.nodes)} nodes, {sum(t.data.size for t in graph.tensors.values())} parameters")
-        if args.golden:
-            manifests = write_demo_golden(load(args.out), args.golden, args.out, replace=args.replace)
-            print(f"wrote {args.golden}: {', '.join(manifests)}")
-    except (IntrefError, OSError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,8 +29,9 @@ import tempfile
 import numpy as np
 
 from .. import interpreter
-from ..golden import GoldenError, write_golden
-from .demo import DEMO_CONFIG, DEMO_SEED, FIRST_TOKEN, MAX_BATCH, MAX_SEQ
+from ..bundle import load, save
+from ..golden.write import GoldenError, write_golden
+from .demo import DEMO_CONFIG, DEMO_SEED, FIRST_TOKEN, MAX_BATCH, MAX_SEQ, make_demo
 
 END_OPS = ("Requantize", "ResidualAdd", "ISoftmax")        # saturate by definition: their ends are reachable
 MAGNITUDE_OPS = ("Linear", "MatMul", "IGelu", "ILayerNorm")  # worst cases far beyond real data: how close
@@ -231,6 +232,23 @@ def check_golden_target(out_dir: str, replace: bool) -> None:
                           f"({', '.join(SET_ENTRIES)}): not replacing it")
 
 
+def write_demo(out, golden_dir=None, *, replace: bool = False) -> list:
+    """``intref demo``: save the demo bundle to ``out`` (.zip: a zip bundle, else a directory) and,
+    with ``golden_dir``, its golden sets there (``replace``: regenerate an existing demo set in
+    place). The golden target is checked before anything is written. Returns what was written,
+    one line each."""
+    if golden_dir:
+        check_golden_target(golden_dir, replace)
+    graph, _ = make_demo()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    save(graph, out)
+    lines = [f"wrote {out}: {len(graph.nodes)} nodes, {sum(t.data.size for t in graph.tensors.values())} parameters"]
+    if golden_dir:
+        manifests = write_demo_golden(load(out), golden_dir, out, replace=replace)
+        lines.append(f"wrote {golden_dir}: {', '.join(manifests)}")
+    return lines
+
+
 def write_demo_golden(graph, out_dir, bundle, *, replace: bool = False) -> dict:
     """Write weights/, ordinary/, padded/, extremes/ and README.md into ``out_dir`` (built beside
     it, then moved into place); ``bundle`` is the bundle file the manifests point to. Returns the
@@ -267,7 +285,7 @@ def _relative(bundle, out_dir: str, case: str) -> str:
 def golden_readme(manifests: dict) -> str:
     """The generated README.md of a demo golden set: the sets, their rows, the extremes reached."""
     lines = ["# Demo I-BERT golden sets (generated: do not edit)", "",
-             "Regenerate with `python -m intref.models.demo --out golden/demo-ibert.zip --golden golden/demo-ibert"
+             "Regenerate with `intref demo --out golden/demo-ibert.zip --golden golden/demo-ibert"
              " --replace`; golden/README.md says how to read the files.", "",
              "| set | holds | formats | rows: real length (largest softmax output) |", "|---|---|---|---|"]
     for name, manifest in manifests.items():

@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from ..inttypes import MAX_SHIFT
 from ..quant import dyadic, prepare_gelu, prepare_layernorm, prepare_softmax, quantize_symmetric
 from ..spec.gelu import GeluParams
-from ..spec.requant import MAX_SHIFT
 from ..spec.layernorm import LayerNormParams
 from ..spec.softmax import SoftmaxParams
 

@@ -9,6 +9,14 @@ Build time only. It serves two purposes:
 
 Post-LN layout (BERT, RoBERTa, I-BERT): embeddings (word + token type + position) -> LayerNorm,
 then per layer ``LN(x + attn(x))`` and ``LN(a + FFN(a))`` with an erf GELU.
+
+Deterministic on every machine: the calibrated scales become a shipped bundle's metadata and its
+dyadic multipliers, so the float forward must not depend on the CPU. Its products therefore go
+through ``matmul_fixed_order`` (one IEEE multiply and one add per term, k = 0, 1, ... in order;
+never BLAS, whose summation order depends on the CPU and the BLAS kernel) and its exponential
+through ``exp_fixed`` (IEEE +, -, *, ldexp only; NumPy's ``np.exp`` picks a SIMD kernel by CPU).
+``math.erf`` (libm, plain C with no CPU-dispatched variant) and correctly rounded ``sqrt`` and
+division are the same everywhere.
 """
 
 from __future__ import annotations
@@ -71,6 +79,36 @@ class FloatEncoder:
     layers: List[FloatLayer] = field(default_factory=list)
 
 
+def matmul_fixed_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (float64, broadcasting over leading axes) summed in one fixed order:
+    ``acc = a[..., 0] * b[0] ; acc += a[..., k] * b[k]`` for k = 1 .. K-1, each step one correctly
+    rounded multiply and add. The result depends on the operands only, never on the CPU or BLAS.
+    A Python loop over K (at most a few hundred here), vectorized over every other axis."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    acc = a[..., :, 0:1] * b[..., 0:1, :]
+    for k in range(1, a.shape[-1]):
+        acc = acc + a[..., :, k:k + 1] * b[..., k:k + 1, :]
+    return acc
+
+
+_LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10   # fdlibm's split of ln 2 (k * HI exact)
+_INV_LN2 = 1.4426950408889634                                    # nearest double to 1 / ln 2
+_EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(14))  # |r| <= ln2/2: truncation < 2**-60
+
+
+def exp_fixed(x: np.ndarray) -> np.ndarray:
+    """``exp(x)`` (float64, relative error a few ULP) from IEEE add, multiply and ``ldexp`` only:
+    ``x = k ln2 + r`` with ``k = rint(x / ln2)``, ``|r| <= ln2 / 2``, a degree-13 Taylor polynomial
+    of ``exp(r)`` by Horner, scaled by ``2**k``. Inputs below -745 give 0 (as ``exp`` underflows)."""
+    x = np.maximum(np.asarray(x, np.float64), -745.0)
+    k = np.rint(x * _INV_LN2)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = np.full_like(r, _EXP_TAYLOR[-1])
+    for c in _EXP_TAYLOR[-2::-1]:
+        p = p * r + c
+    return np.ldexp(p, k.astype(np.int32))
+
+
 def position_ids(ids: np.ndarray, config: EncoderConfig) -> np.ndarray:
     if config.position_mode == "arange":
         return np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
@@ -89,7 +127,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    e = exp_fixed(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
@@ -125,21 +163,21 @@ def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
     def split(t):
         return t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
 
-    q, k, v = (x @ w.T + bias for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
+    q, k, v = (matmul_fixed_order(x, w.T) + bias for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
     for name, value in (("q", q), ("k", k), ("v", v)):
         see(name, value)
-    scores = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(d) + additive
-    context = (softmax(scores) @ split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
+    scores = matmul_fixed_order(split(q), split(k).transpose(0, 1, 3, 2)) / math.sqrt(d) + additive
+    context = matmul_fixed_order(softmax(scores), split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
     see("context", context)
-    attn = context @ p.o_w.T + p.o_b
+    attn = matmul_fixed_order(context, p.o_w.T) + p.o_b
     see("attn.sum", attn + x)
     a = layer_norm(attn + x, p.ln1_gamma, p.ln1_beta, cfg.layer_norm_eps)
     see("attn.out", a)
     see("ffn.in", a)
-    inner = gelu(a @ p.ffn_in_w.T + p.ffn_in_b)
+    inner = gelu(matmul_fixed_order(a, p.ffn_in_w.T) + p.ffn_in_b)
     see("gelu.out", inner)
     see("ffn.mid", inner)
-    out = inner @ p.ffn_out_w.T + p.ffn_out_b
+    out = matmul_fixed_order(inner, p.ffn_out_w.T) + p.ffn_out_b
     see("ffn.sum", out + a)
     y = layer_norm(out + a, p.ln2_gamma, p.ln2_beta, cfg.layer_norm_eps)
     see("out", y)

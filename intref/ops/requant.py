@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.requant import add_requantized, requantize
 from ..spec import requant as spec
-from ..spec.requant import MAX_SHIFT
+from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
 from .base import Attr, Op, Prepared, Result, broadcast_dims, channel_count, per_channel, require_type
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from .._params import require_bits
 from ..errors import DtypeError, RangeError, ShapeError
+from ..inttypes import INT64_MAX
 from ..kernels.rounding import div_round_half_even
 from ..spec.layernorm import (
-    INT64_MAX,
-    MAX_SHIFT,
+    MAX_GUARD_SHIFT,
     LayerNormParams,
     min_safe_shift,
     row_sum_bound,
@@ -115,8 +115,8 @@ def _guard_shift(shift, channels: int, input_bits: int) -> int:
         raise DtypeError(f"{_WHERE}: shift must be 'auto' or an int, got {shift!r}", argument="shift",
                          value=shift)
     shift = int(shift)
-    if not 0 <= shift <= MAX_SHIFT:
-        raise RangeError(f"{_WHERE}: shift={shift} is outside 0..{MAX_SHIFT}", argument="shift", value=shift)
+    if not 0 <= shift <= MAX_GUARD_SHIFT:
+        raise RangeError(f"{_WHERE}: shift={shift} is outside 0..{MAX_GUARD_SHIFT}", argument="shift", value=shift)
     bound = variance_bound(channels, input_bits, shift)
     if bound > INT64_MAX:
         raise RangeError(f"{_WHERE}: shift={shift} is unsafe: sum((y >> shift)**2) can reach {bound} > "

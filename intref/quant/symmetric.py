@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import DtypeError, RangeError, ShapeError, format_index
-from ..inttypes import IntType
+from ..inttypes import INT64_MAX, IntType
 
 _WHERE = "quantize_symmetric"
 CLAMP_MODES = ("ibert", "narrow", "full")
@@ -106,7 +106,7 @@ def _finite_float_array(x) -> np.ndarray:
 
 
 def _group_size(group_size, length: int, axis: int) -> int:
-    group = _checks.require_int(_WHERE, "group_size", group_size, 1, _checks.INT64_MAX)
+    group = _checks.require_int(_WHERE, "group_size", group_size, 1, INT64_MAX)
     if length % group:
         raise ShapeError(f"{_WHERE}: x.shape[{axis}] = {length} is not divisible by group_size={group}",
                          argument="group_size", value=group)

@@ -22,9 +22,8 @@ from .._params import (
     require_bits,
 )
 from ..errors import DtypeError, RangeError, ShapeError
+from ..inttypes import INT64_MAX, INT64_MIN
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 _FIELDS = ("b_int", "c_int", "shift_int")
 
 

@@ -55,13 +55,12 @@ from typing import NamedTuple
 
 from .._params import as_float_or_floats, as_int_or_ints, require_bits
 from ..errors import DtypeError, RangeError, ShapeError
+from ..inttypes import INT64_MAX, INT64_MIN
 from .sqrt import isqrt
 from .rounding import div_round_half_even
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 FACTOR_NUMERATOR = 1 << 31   # factor = floor(2**31 / std): norm ~ 2**30 * y / std
-MAX_SHIFT = 62
+MAX_GUARD_SHIFT = 62
 
 
 def row_sum_bound(channels: int, input_bits: int) -> int:
@@ -134,7 +133,7 @@ class LayerNormParams:
     def __post_init__(self):
         owner = "LayerNormParams"
         object.__setattr__(self, "channels", require_bits(owner, "channels", self.channels, 1, 1 << 24))
-        object.__setattr__(self, "shift", require_bits(owner, "shift", self.shift, 0, MAX_SHIFT))
+        object.__setattr__(self, "shift", require_bits(owner, "shift", self.shift, 0, MAX_GUARD_SHIFT))
         object.__setattr__(self, "input_bits", require_bits(owner, "input_bits", self.input_bits, 2, 63))
         bias = as_int_or_ints(owner, "bias_int", self.bias_int)
         scale = as_float_or_floats(owner, "out_scale", self.out_scale)

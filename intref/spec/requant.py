@@ -16,11 +16,8 @@ split into 32-bit halves in the kernel) and never rounded before the one roundin
 
 from __future__ import annotations
 
-from ..inttypes import IntType
+from ..inttypes import INT64_MAX, INT64_MIN, MAX_SHIFT, OVERFLOW_MODES, IntType
 from .rounding import ROUNDING_MODES, rshift_round
-
-OVERFLOW_MODES = ("saturate", "wrap", "check")
-MAX_SHIFT = 127
 
 
 class RequantizeOverflow(ArithmeticError):
@@ -38,7 +35,7 @@ def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_eve
     ``overflow``: ``saturate`` clamps to the type's range, ``wrap`` keeps the low ``bits`` bits (two's
     complement when signed), ``check`` raises ``RequantizeOverflow`` with the exact value.
     """
-    if not -(1 << 63) <= x < (1 << 63):
+    if not INT64_MIN <= x <= INT64_MAX:
         raise ValueError(f"x={x} is not an int64 value")
     if abs(multiplier) > (1 << 31):
         raise ValueError(f"|multiplier|={abs(multiplier)} exceeds 2**31")
@@ -69,7 +66,7 @@ def add_requantized(a: int, b: int, multiplier_a: int, shift_a: int, multiplier_
     _require_options(rounding, bits, overflow)
     total = 0
     for x, m, s in ((a, multiplier_a, shift_a), (b, multiplier_b, shift_b)):
-        if not -(1 << 63) <= x < (1 << 63) or abs(m) > (1 << 31) or not 0 <= s <= MAX_SHIFT:
+        if not INT64_MIN <= x <= INT64_MAX or abs(m) > (1 << 31) or not 0 <= s <= MAX_SHIFT:
             raise ValueError(f"branch ({x}, {m}, {s}) breaks a REQUIRE of requantize")
         total += rshift_round(x * m, s, rounding)
     return fit(total, bits, signed, overflow)

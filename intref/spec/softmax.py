@@ -60,13 +60,12 @@ from typing import List, Optional, Tuple
 
 from .._params import as_float_or_floats, as_int, require_bits
 from ..errors import DtypeError, RangeError, ShapeError
+from ..inttypes import INT64_MAX, INT64_MIN
 from .rounding import ROUNDING_MODES, rshift_round
 
 EXP_ROUNDING_MODES = tuple(mode for mode in ROUNDING_MODES if mode != "double_round")
 
 FACTOR_BITS = 32          # the reference's max_bit: factor = floor(2**32 / sum)
-INT64_MAX = (1 << 63) - 1
-INT64_MIN = -(1 << 63)
 
 
 @dataclass(frozen=True)

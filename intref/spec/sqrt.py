@@ -17,6 +17,8 @@ exactly), so a hardware loop must allow five updates, one more than the paper st
 
 from __future__ import annotations
 
+from ..inttypes import INT64_MAX
+
 
 def isqrt_with_count(n: int, max_updates=None) -> tuple:
     """``(x, number of Newton updates x -> x' taken)``; ``x == floor(sqrt(n))`` when the loop ends by
@@ -27,7 +29,7 @@ def isqrt_with_count(n: int, max_updates=None) -> tuple:
     ``floor(sqrt(n))`` exactly when the unbounded loop needs more updates (the iterates decrease
     strictly until the stop). ``None``: no bound.
     """
-    if not 0 <= n < (1 << 63):
+    if not 0 <= n <= INT64_MAX:
         raise ValueError(f"isqrt: n={n} is outside [0, 2**63)")
     if max_updates is not None and max_updates < 0:
         raise ValueError(f"isqrt: max_updates={max_updates} is negative")

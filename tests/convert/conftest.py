@@ -15,5 +15,5 @@ def hf():
 @pytest.fixture(scope="module")
 def small(hf):
     """A calibrated random 2-layer IBert (hidden 64), built from an IBertConfig (no download)."""
-    from intref.convert.hf_random import random_ibert
+    from intref.convert.hf_ibert.random_model import random_ibert
     return random_ibert(seed=0)

@@ -1,9 +1,9 @@
-"""``intref.convert.hf_crosscheck``: intref against transformers' IBert (quant_mode=True) at every
+"""``intref.convert.hf_ibert.crosscheck``: intref against transformers' IBert (quant_mode=True) at every
 quantization point, end to end and isolated, every difference attributed to a float32 artifact of
 the reference by recomputation; the ``crosscheck`` CLI.
 
 Needs the ``hf`` extra (torch, transformers); skipped with that reason where it is absent. Models
-are small random-weight I-BERTs calibrated by train-mode passes (``intref.convert.hf_random``).
+are small random-weight I-BERTs calibrated by train-mode passes (``intref.convert.hf_ibert.random_model``).
 """
 
 import dataclasses
@@ -20,14 +20,14 @@ def graphs(small):
 
 
 def batches(padding: bool):
-    from intref.convert.hf_random import random_batches
+    from intref.convert.hf_ibert.random_model import random_batches
     if padding:
         return random_batches(np.random.default_rng(1), 120, count=2, batch=4, seq=16)
     return random_batches(np.random.default_rng(2), 120, count=1, batch=3, seq=12, pad=False)
 
 
 def assert_targets(report):
-    from intref.convert.hf_report import ISOLATED
+    from intref.convert.hf_ibert.report import ISOLATED
     int8 = [s for s in report.rows(ISOLATED) if s.type == "int8"]
     assert len(int8) == 1 + 2 * 9     # emb.out and 9 int8 points per layer
     for stats in int8:
@@ -40,8 +40,8 @@ def assert_targets(report):
 @pytest.mark.parametrize("padding", [True, False], ids=["padded", "unpadded"])
 @pytest.mark.parametrize("variant", ["faithful", "fixed"])
 def test_targets_hold(small, graphs, padding, variant):
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
-    from intref.convert.hf_report import END_TO_END, ISOLATED
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.report import END_TO_END, ISOLATED
     data = batches(padding)
     report = crosscheck_hf_ibert(small, graphs[variant], data)
     assert_targets(report)
@@ -59,7 +59,7 @@ def test_targets_hold(small, graphs, padding, variant):
 
 def test_capture_reference(small):
     import torch
-    from intref.convert.hf_crosscheck import capture_reference
+    from intref.convert.hf_ibert.crosscheck import capture_reference
     ids, mask = batches(True)[0]
     captured = capture_reference(small, ids, mask)
     names = {"emb.word_type", "emb.sum", "emb.out", "last_hidden_state"}
@@ -83,9 +83,9 @@ def test_replays_reproduce_the_reference_and_the_exact_meaning_is_intrefs(small,
     reference runs it, the replay reproduces the reference bit for bit; with every step exact (the
     reference's integer meaning, computed without intref's graph) it equals intref's isolated value."""
     import contextlib
-    from intref.convert.hf_artifacts import explain
-    from intref.convert.hf_capture import capture, ordered_points, patched_reference
-    from intref.convert.hf_crosscheck import _isolated_values, compared, value_names
+    from intref.convert.hf_ibert.artifacts import explain
+    from intref.convert.hf_ibert.capture import capture, ordered_points, patched_reference
+    from intref.convert.hf_ibert.crosscheck import _isolated_values, compared, value_names
     graph = graphs[variant]
     ids, mask = batches(True)[0]
     with patched_reference(small) if variant == "fixed" else contextlib.nullcontext():
@@ -100,7 +100,7 @@ def test_replays_reproduce_the_reference_and_the_exact_meaning_is_intrefs(small,
 
 
 def test_patched_reference_gives_each_layer_its_input_scale_and_restores(small):
-    from intref.convert.hf_capture import capture, patched_reference
+    from intref.convert.hf_ibert.capture import capture, patched_reference
     ids, mask = batches(True)[0]
     before = capture(small, ids, mask)
     with patched_reference(small):
@@ -117,7 +117,7 @@ def test_patched_reference_gives_each_layer_its_input_scale_and_restores(small):
 def test_fixed_graph_against_the_unpatched_reference_is_not_explained(small, graphs):
     """Control: the check can fail. The fixed-scales graph, checked as if it were faithful, meets
     the unpatched reference, and its layer-1 differences are reported as NOT EXPLAINED."""
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
     graph = _rebuilt(graphs["fixed"], metadata={"stale_hidden_scale": True})
     report = crosscheck_hf_ibert(small, graph, batches(True))
     assert not report.ok
@@ -136,8 +136,8 @@ def _rebuilt(graph, *, metadata=None, node=None, attributes=None):
 
 
 def test_a_wrong_constant_is_reported_unexplained(small, graphs):
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
-    from intref.convert.hf_report import END_TO_END
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.report import END_TO_END
     graph = graphs["faithful"]
     step = next(s for s in graph.steps if s.node.name == "layer0.ffn.in")
     tampered = _rebuilt(graph, node="layer0.ffn.in", attributes={"multiplier": step.attrs["multiplier"] * 103 // 100})
@@ -158,9 +158,9 @@ def test_float32_exp_overflow_is_detected_and_named(hf):
     reference's exp requant overflows float32 (exp_int / exp_sf = inf) and saturates: a reference
     artifact, named as such, never an unexplained difference."""
     import torch
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
     from intref.convert.hf_ibert import convert_hf_ibert
-    from intref.convert.hf_random import random_ibert
+    from intref.convert.hf_ibert.random_model import random_ibert
     model = random_ibert(seed=0, initializer_range=0.02)
     report = crosscheck_hf_ibert(model, convert_hf_ibert(model)[0], batches(True))
     for i in range(2):
@@ -184,10 +184,10 @@ def test_layernorm_float32_artifacts_are_found_and_named(hf):
     LayerNorm step or its requant: float32 drift, never an unexplained one."""
     import torch
     from transformers.models.ibert.quant_modules import IntLayerNorm, QuantAct
-    from intref.convert.hf_artifacts import label_differences
-    from intref.convert.hf_capture import ActCall
-    from intref.convert.hf_derivation import HFDerivation
-    from intref.convert.hf_emulate import f32, layernorm_steps, replays, requant_steps
+    from intref.convert.hf_ibert.artifacts import label_differences
+    from intref.convert.hf_ibert.capture import ActCall
+    from intref.convert.hf_ibert.derivation import HFDerivation
+    from intref.convert.hf_ibert.emulate import f32, layernorm_steps, replays, requant_steps
     from intref.kernels import i_layernorm, requantize
     rng = np.random.default_rng(11)
     channels, rows = 768, 500
@@ -225,9 +225,9 @@ def test_softmax_256_is_the_float32_product(hf):
     >> 24 = 255; the reference's float32 product rounds to 2**32 and gives 256."""
     import torch
     from transformers.models.ibert.quant_modules import IntSoftmax
-    from intref.convert.hf_artifacts import label_differences
-    from intref.convert.hf_derivation import HFDerivation
-    from intref.convert.hf_emulate import as_ints, f32, replays, softmax_steps
+    from intref.convert.hf_ibert.artifacts import label_differences
+    from intref.convert.hf_ibert.derivation import HFDerivation
+    from intref.convert.hf_ibert.emulate import as_ints, f32, replays, softmax_steps
     from intref.kernels import i_softmax
     softmax = IntSoftmax(8, quant_mode=True).eval()
     s = torch.tensor([1e-3])
@@ -254,7 +254,7 @@ TEXT = ["the water was long and the day was long", "people could write more than
 
 def test_crosscheck_cli_exit_codes(small, tmp_path, capsys):
     from intref.cli import main
-    from intref.convert.hf_random import random_ibert, save_word_tokenizer
+    from intref.convert.hf_ibert.random_model import random_ibert, save_word_tokenizer
     good, broken, text = tmp_path / "good", tmp_path / "overflow", tmp_path / "text.txt"
     text.write_text("\n".join(TEXT) + "\n\n", encoding="utf-8")
     small.save_pretrained(good)

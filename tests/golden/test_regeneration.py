@@ -13,8 +13,8 @@ import intref
 from intref.bundle import graph_sha256, load
 from intref.golden import canonical_bytes
 from intref.inttypes import IntType
-from intref.models import demo
-from intref.vectors import Layout, decode_bin, decode_text
+from intref.cli import main as intref_main
+from intref.golden.vectors import Layout, decode_bin, decode_text
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 BUNDLE, SETS = GOLDEN / "demo-ibert.zip", GOLDEN / "demo-ibert"
@@ -33,7 +33,7 @@ def manifest_of(name: str) -> dict:
 def regenerated(tmp_path_factory):
     """The documented command, run into a temporary directory laid out like golden/."""
     root = tmp_path_factory.mktemp("golden")
-    assert demo.main(["--out", str(root / "demo-ibert.zip"), "--golden", str(root / "demo-ibert")]) == 0
+    assert intref_main(["demo", "--out", str(root / "demo-ibert.zip"), "--golden", str(root / "demo-ibert")]) == 0
     return root
 
 
@@ -134,11 +134,11 @@ def test_extremes_case_saturates_requantize_nodes_and_reaches_softmax_255():
 def test_regeneration_refuses_a_non_empty_target_unless_it_is_a_golden_set(tmp_path, capsys):
     target = tmp_path / "demo-ibert"
     (target / "weights").mkdir(parents=True)
-    args = ["--out", str(tmp_path / "demo-ibert.zip"), "--golden", str(target)]
-    assert demo.main(args) == 2
+    args = ["demo", "--out", str(tmp_path / "demo-ibert.zip"), "--golden", str(target)]
+    assert intref_main(args) == 2
     assert "pass --replace" in capsys.readouterr().err
     (target / "notes.txt").write_text("mine")
-    assert demo.main(args + ["--replace"]) == 2
+    assert intref_main(args + ["--replace"]) == 2
     assert "'notes.txt', which is no part of a demo golden set" in capsys.readouterr().err
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt", "weights"]
     assert not (tmp_path / "demo-ibert.zip").exists()

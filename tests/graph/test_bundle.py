@@ -11,8 +11,8 @@ import pytest
 
 import intref
 from intref import GraphBuilder
-from intref.bundle_npy import file_array
-from intref.bundle_write import tensor_file_names
+from intref.bundle.npy import file_array
+from intref.bundle.write import tensor_file_names
 from intref.errors import BundleError, BundleFormatError, SchemaError, TensorFileError
 from intref.graph import Tensor
 from intref.inttypes import IntType

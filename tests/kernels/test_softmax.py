@@ -18,7 +18,7 @@ from intref.spec.softmax import EXP_ROUNDING_MODES
 from intref.spec.softmax import SoftmaxParams
 from intref.testing import assert_identical
 
-INT64_MAX = (1 << 63) - 1
+from intref.inttypes import INT64_MAX
 
 
 @st.composite

@@ -16,7 +16,8 @@ from intref.quant.layernorm import (
     prepare_layernorm,
 )
 import intref.spec.layernorm as spec
-from intref.spec.layernorm import INT64_MAX, LayerNormParams, variance_bound
+from intref.inttypes import INT64_MAX
+from intref.spec.layernorm import LayerNormParams, variance_bound
 from intref.testing import assert_identical
 
 

@@ -16,7 +16,7 @@ from intref.kernels.gelu import i_gelu as kernel_i_gelu
 from intref.quant.gelu import prepare_gelu
 from intref.spec.gelu import GeluParams, cubic_extremes, i_gelu
 
-INT64_MAX = (1 << 63) - 1
+from intref.inttypes import INT64_MAX
 
 # A small per-tensor example: B = -10 (clip at |q| = 10), C = -120, K = -30, floor by 2**2.
 SMALL = GeluParams(b_int=-10, c_int=-120, shift_int=-30, guard_shift=2, input_bits=8, out_scale=1.0)

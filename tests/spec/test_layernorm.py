@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intref.errors import DtypeError, RangeError, ShapeError
+from intref.inttypes import INT64_MAX
 from intref.spec.layernorm import (
-    INT64_MAX,
     LayerNormParams,
     i_layernorm,
     layernorm_steps,

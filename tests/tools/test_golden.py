@@ -22,7 +22,7 @@ from intref.golden import GoldenError, write_golden
 from intref.inttypes import IntType
 from intref.quant import dyadic
 from intref.testing import assert_identical
-from intref.vectors import Layout, decode_bin, decode_text
+from intref.golden.vectors import Layout, decode_bin, decode_text
 
 ROOT = Path(__file__).resolve().parents[2]
 X = np.array([[-128, -1, 0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11, 12, 127]], dtype=np.int8)

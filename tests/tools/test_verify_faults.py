@@ -15,7 +15,7 @@ from intref import GraphBuilder, save
 from intref.cli import main as cli_main
 from intref.golden import write_golden
 from intref.verify import VerifyInputError, verify
-from intref.verify_report import BAD_DUMP, MATCH, MISMATCH
+from intref.verify.report import BAD_DUMP, MATCH, MISMATCH
 
 FEED = np.array([[1, 2, 3, 6, -2, -6, 10, -10], [5, 7, 14, -14, 1000, -1000, 0, 4]], dtype=np.int32)
 

@@ -1,0 +1,70 @@
+"""graph.json as text: strict parsing and the canonical writing.
+
+Parsing is strict so that two readers can never see two different documents in one file: UTF-8
+only, no duplicate keys, no ``NaN``/``Infinity``, no number that overflows float64 (each raises
+``BundleFormatError``). Writing is canonical so that one document always gives the same bytes:
+two-space indentation, one key per line in the order the document holds them, a list of scalars on
+one line, ASCII only (``\\uXXXX`` escapes), floats as Python's shortest round-trip ``repr``, a final
+newline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from ..errors import BundleFormatError
+
+FILE = "graph.json"
+
+
+def parse_json(raw: bytes, path: str = FILE):
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, no float overflow to inf."""
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise _Reject(f"duplicate key {key!r} in one object")
+            seen[key] = value
+        return seen
+
+    def number(text):
+        value = float(text)
+        if not math.isfinite(value):
+            raise _Reject(f"number {text[:40]} does not fit a float64")
+        return value
+
+    def constant(text):
+        raise _Reject(f"{text} is not JSON")
+
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_float=number, parse_constant=constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError and _Reject are ValueErrors
+        raise BundleFormatError(f"not valid JSON: {exc}"[:500], path=path) from None
+
+
+class _Reject(ValueError):
+    pass
+
+
+def dumps_canonical(document) -> bytes:
+    """The canonical text of a JSON document (see the module docstring)."""
+    return (_dump(document, "") + "\n").encode("ascii")
+
+
+def _dump(value, indent: str) -> str:
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{_scalar(key)}: {_dump(item, inner)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list):
+        if not any(isinstance(item, (dict, list)) for item in value):
+            return "[" + ", ".join(_scalar(item) for item in value) + "]"
+        return "[\n" + ",\n".join(inner + _dump(item, inner) for item in value) + "\n" + indent + "]"
+    return _scalar(value)
+
+
+def _scalar(value) -> str:
+    return json.dumps(value, ensure_ascii=True, allow_nan=False)
