@@ -156,6 +156,11 @@ def _demo(args) -> int:
     return 0
 
 
+def _notebooks(args) -> int:
+    from .notebooks import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert.ptq.cli import add_arguments as ptq_arguments
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
@@ -235,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
     p.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
     p.set_defaults(func=_demo)
+
+    from .notebooks import add_arguments as notebook_arguments
+    p = sub.add_parser("notebooks", help="execute the study notebooks and render them to HTML with their plots "
+                                         "(render --out DIR), or strip / check their outputs")
+    notebook_arguments(p)
+    p.set_defaults(func=_notebooks)
     return parser
 
 
