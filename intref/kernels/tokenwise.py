@@ -19,7 +19,7 @@ from .. import _checks
 from ..errors import RangeError, ShapeError, format_index
 from ..inttypes import IntType
 from ..spec import tokenwise as spec
-from ..spec.requant import MAX_SHIFT, OVERFLOW_MODES
+from ..inttypes import MAX_SHIFT, OVERFLOW_MODES
 from ..spec.rounding import ROUNDING_MODES, rshift_round
 from .requant import fit_to_type, wrap_low_bits
 from .rounding import mul_shift_round

@@ -34,7 +34,8 @@ Input REQUIREs: ``4 <= bits <= 16``; ``1 <= t <= 2**30`` wherever ``t`` is an ar
 
 from __future__ import annotations
 
-from .requant import MAX_SHIFT, OVERFLOW_MODES, fit
+from ..inttypes import MAX_SHIFT, OVERFLOW_MODES, IntType
+from .requant import fit_to_type
 from .rounding import ROUNDING_MODES, rshift_round
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -93,7 +94,7 @@ def token_requantize(acc: int, t: int, multiplier: int, shift: int, *, bias: int
         raise ValueError(f"bias={bias} is not an int32 value")
     if not 1 <= bits <= 32 or rounding not in ROUNDING_MODES or overflow not in OVERFLOW_MODES:
         raise ValueError(f"bits={bits}, rounding={rounding!r} or overflow={overflow!r} is not legal")
-    return fit(rshift_round(widened * multiplier, shift, rounding) + bias, bits, signed, overflow)
+    return fit_to_type(rshift_round(widened * multiplier, shift, rounding) + bias, IntType(bits, signed), overflow)
 
 
 def _require_scale(t: int) -> None:
