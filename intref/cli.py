@@ -69,11 +69,18 @@ def _run(args) -> int:
     import numpy as np
 
     from .bundle.load import load
-    from .errors import IntrefError
+    from .errors import FeedError, IntrefError
     from .interpreter import run
     out = output_directory(args.out, args.force)   # refused before a long run, not after it
     graph = load(args.bundle)
-    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+    if args.text or args.text_file:
+        from .convert.ptq.text import read_text_file, run_texts
+        if args.feed or args.trace or args.verbose:
+            raise FeedError("--text/--text-file take the place of --feed and run without --trace/--verbose")
+        texts = list(args.text or []) + [t for f in args.text_file or [] for t in read_text_file(f)]
+        results = run_texts(graph, texts, overflow=args.overflow)
+    else:
+        results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
     for name, array in results.items():
         path = os.path.join(out, f"{name}.npy")
         try:
@@ -145,6 +152,9 @@ def _verify(args) -> int:
 
 
 def _convert(args) -> int:
+    if args.source == "ptq":
+        from .convert.ptq.cli import cli_main
+        return cli_main(args)
     from .bundle.load import save
     from .inspect import describe
     try:
@@ -189,12 +199,18 @@ def _demo(args) -> int:
     return 0
 
 
+def _notebooks(args) -> int:
+    from .notebooks import run
+    return run(args)
+
+
 BUNDLE_HELP = "a bundle: a directory or a .zip holding graph.json and tensors/*.npy"
 FEED_HELP = "a graph input's values as an integer .npy file; one per graph input"
 OVERFLOW_HELP = "a value outside its declared type: raise (check, the default), clamp (saturate) or keep the low bits (wrap)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .convert.ptq.cli import add_arguments as ptq_arguments
     from .golden.vectors import MAX_LANES
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     parser.add_argument("--version", action="version", version=f"intref {__version__}",
@@ -208,9 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help=BUNDLE_HELP)
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
+    p = sub.add_parser("run", help="run a bundle on .npy feeds (or text) and write its outputs as .npy")
     p.add_argument("bundle", help=BUNDLE_HELP)
     p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help=FEED_HELP)
+    p.add_argument("--text", action="append", metavar="SENTENCE",
+                   help="a sentence, tokenized by the bundle's own tokenizer (repeatable; instead of --feed)")
+    p.add_argument("--text-file", action="append", metavar="FILE", help="UTF-8 sentences, one a line")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write NAME.npy per output (a new or "
                                                                "empty directory)")
     p.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
@@ -248,14 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", metavar="PATH", help="the bundle, when not the manifest's own")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint)")
-    p.add_argument("source", choices=("hf-ibert",), help="the kind of model: hf-ibert (transformers I-BERT)")
+    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint; "
+                                       "ptq: post-training quantization of a float BERT/RoBERTa checkpoint)")
+    p.add_argument("source", choices=("hf-ibert", "ptq"),
+                   help="the kind of model: hf-ibert (a transformers I-BERT) or ptq (a float BERT/RoBERTa)")
     p.add_argument("model_dir", help="a directory holding config.json and the weights (no hub access)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
     p.add_argument("--fix-scales", action="store_true",
                    help="the intended per-layer scales instead of the reference's stale hidden-state scale")
     p.add_argument("--max-batch", type=int, default=64, help="largest batch the bundle accepts (default 64)")
     p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
+    ptq_arguments(p)
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("crosscheck", help="compare an imported model with its reference point by point and "
@@ -275,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
     p.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
     p.set_defaults(func=_demo)
+
+    from .notebooks import add_arguments as notebook_arguments
+    p = sub.add_parser("notebooks", help="execute the study notebooks and render them to HTML with their plots "
+                                         "(render --out DIR), or strip / check their outputs")
+    notebook_arguments(p)
+    p.set_defaults(func=_notebooks)
     return parser
 
 
