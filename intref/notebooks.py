@@ -94,7 +94,8 @@ def render(out_dir, *, src=DEFAULT_SRC, names: Optional[Sequence[str]] = None, t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("render", "strip", "check"))
+    parser.add_argument("action", choices=("render", "strip", "check"),
+                        help="render (execute, write HTML), strip (drop outputs in place) or check (exit 1 if a notebook holds outputs)")
     parser.add_argument("--only", nargs="+", dest="names", metavar="NAME", help="these notebooks (default: all)")
     parser.add_argument("--src", default=str(DEFAULT_SRC), metavar="DIR", help="the notebooks' directory")
     parser.add_argument("--out", metavar="DIR", help="render: where the HTML files go")
