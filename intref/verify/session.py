@@ -196,11 +196,32 @@ def load_golden_graph(golden_dir: str, manifest: Manifest, bundle=None) -> Graph
                 (node.op, node.inputs, node.outputs):
             raise VerifyInputError(f"node {node.name!r} is not the graph's node of that name", path=manifest.path,
                                    field="nodes")
+    symbols = {}
     for name, entry in manifest.tensors.items():
         if name not in graph.values or graph.values[name].type != entry.type:
             raise VerifyInputError(f"type {entry.type} is not the graph's type of {name!r}", path=manifest.path,
                                    field=f"tensors[{name!r}].type")
+        problem = _shape_problem(entry.shape, graph.values[name].shape, symbols)
+        if problem:
+            raise VerifyInputError(f"shape {list(entry.shape)} disagrees with the graph's {problem}",
+                                   path=manifest.path, field=f"tensors[{name!r}].shape")
     return graph
+
+
+def _shape_problem(shape, declared, symbols: dict) -> str:
+    """'' when ``shape`` fits the graph's ``declared`` shape (None: not declared): same rank, equal
+    fixed dimensions, and each symbolic one (``seq``) the same size in every tensor (``symbols``)."""
+    if declared is None:
+        return ""
+    if len(shape) != len(declared):
+        return f"shape {list(declared)} (rank {len(declared)})"
+    for size, dim in zip(shape, declared):
+        if isinstance(dim, str):
+            if symbols.setdefault(dim, size) != size:
+                return f"shape {list(declared)}: {dim} is {symbols[dim]} elsewhere in the set"
+        elif size != dim:
+            return f"shape {list(declared)}"
+    return ""
 
 
 def dump_candidates(stem: str, fmt: str):
