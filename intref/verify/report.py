@@ -192,7 +192,9 @@ class VerifyReport:
             lines.append(f"  only tensors matching {', '.join(self.only)} ({len(self.required)} with golden files)")
         lines.append("")
         if self.feeds is not None:
-            if all(t.status == NOT_DUMPED for t in self.feeds.tensors):
+            if not self.feeds.tensors:
+                lines.append(f"  {'-':<10} {'feeds':<26} {'inputs':<12} none: the golden set was written without a run")
+            elif all(t.status == NOT_DUMPED for t in self.feeds.tensors):
                 lines.append(f"  {'-':<10} {'feeds':<26} {'inputs':<12} not checked: the dump has no feeds/ "
                              f"(the inputs the hardware ran on)")
             else:
