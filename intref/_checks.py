@@ -13,10 +13,14 @@ from .errors import DtypeError, RangeError, ShapeError, format_index
 from .inttypes import INT64_MAX, INT64_MIN
 
 
+def multi_index(flat, shape) -> tuple:
+    """The row-major multi-index, as Python ints, of flat position ``flat`` in an array of ``shape``."""
+    return tuple(int(i) for i in np.unravel_index(int(flat), shape))
+
+
 def first_index(mask: np.ndarray) -> tuple:
     """Multi-index (row-major order) of the first true element of ``mask``; ``mask`` must hold one."""
-    flat = int(np.flatnonzero(mask)[0])
-    return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
+    return multi_index(np.flatnonzero(mask)[0], mask.shape)
 
 
 def int_array(where: str, name: str, x) -> np.ndarray:

@@ -49,9 +49,17 @@ def _run(args) -> int:
     import numpy as np
 
     from .bundle.load import load
+    from .errors import FeedError
     from .interpreter import run
     graph = load(args.bundle)
-    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+    if args.text or args.text_file:
+        from .convert.ptq.text import read_text_file, run_texts
+        if args.feed or args.trace or args.verbose:
+            raise FeedError("--text/--text-file take the place of --feed and run without --trace/--verbose")
+        texts = list(args.text or []) + [t for f in args.text_file or [] for t in read_text_file(f)]
+        results = run_texts(graph, texts, overflow=args.overflow)
+    else:
+        results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, array in results.items():
@@ -102,6 +110,9 @@ def _verify(args) -> int:
 
 
 def _convert(args) -> int:
+    if args.source == "ptq":
+        from .convert.ptq.cli import cli_main
+        return cli_main(args)
     from .bundle.load import save
     from .inspect import describe
     try:
@@ -146,7 +157,13 @@ def _demo(args) -> int:
     return 0
 
 
+def _notebooks(args) -> int:
+    from .notebooks import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .convert.ptq.cli import add_arguments as ptq_arguments
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("selfcheck", help="verify every kernel against its scalar spec on this machine")
@@ -157,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
+    p = sub.add_parser("run", help="run a bundle on .npy feeds (or text) and write its outputs as .npy")
     p.add_argument("bundle")
     p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
+    p.add_argument("--text", action="append", metavar="SENTENCE",
+                   help="a sentence, tokenized by the bundle's own tokenizer (repeatable; instead of --feed)")
+    p.add_argument("--text-file", action="append", metavar="FILE", help="UTF-8 sentences, one a line")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
@@ -197,14 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint)")
-    p.add_argument("source", choices=("hf-ibert",))
+    p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint; "
+                                       "ptq: post-training quantization of a float BERT/RoBERTa checkpoint)")
+    p.add_argument("source", choices=("hf-ibert", "ptq"))
     p.add_argument("model_dir", help="a directory holding config.json and the weights (no hub access)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
     p.add_argument("--fix-scales", action="store_true",
                    help="the intended per-layer scales instead of the reference's stale hidden-state scale")
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
+    ptq_arguments(p)
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("crosscheck", help="compare an imported model with its reference point by point and "
@@ -224,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--golden", metavar="DIR", help="also write the golden sets into DIR (new or empty)")
     p.add_argument("--replace", action="store_true", help="regenerate an existing demo golden set in DIR")
     p.set_defaults(func=_demo)
+
+    from .notebooks import add_arguments as notebook_arguments
+    p = sub.add_parser("notebooks", help="execute the study notebooks and render them to HTML with their plots "
+                                         "(render --out DIR), or strip / check their outputs")
+    notebook_arguments(p)
+    p.set_defaults(func=_notebooks)
     return parser
 
 

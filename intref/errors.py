@@ -70,15 +70,20 @@ class OverflowCheckError(IntrefError, ArithmeticError):
 
 # --- graphs and bundles -------------------------------------------------------------------------
 
-class BundleError(IntrefError):
-    """A bundle on disk is unreadable or malformed. ``path`` is the file (a bundle member such as
-    ``graph.json`` or ``tensors/w.npy``) and ``field`` the JSON field path where there is one."""
+class FileFieldError(IntrefError):
+    """A file is unreadable or malformed. ``path`` names the file and ``field`` the field inside it
+    (a JSON field path, a tensor name, a line) where there is one; the message starts with both."""
 
     def __init__(self, message: str, *, path: str = "", field: str = ""):
-        where = ": ".join(p for p in (path, field) if p)
+        where = ": ".join(p for p in (str(path), field) if p)
         super().__init__(f"{where}: {message}" if where else message)
-        self.path = path
+        self.path = str(path)
         self.field = field
+
+
+class BundleError(FileFieldError):
+    """A bundle on disk is unreadable or malformed. ``path`` is the file (a bundle member such as
+    ``graph.json`` or ``tensors/w.npy``) and ``field`` the JSON field path where there is one."""
 
 
 class BundleFormatError(BundleError):
@@ -145,3 +150,27 @@ class RangeAnalysisError(GraphError):
 
 class FeedError(IntrefError):
     """A feed given to ``run`` is missing, unexpected, or has the wrong dtype, shape or range."""
+
+
+# --- float checkpoints and text (post-training quantization) ---------------------------------------
+
+class CheckpointError(FileFieldError):
+    """A float checkpoint (config.json, model.safetensors, vocab.txt) is missing, inconsistent or
+    malformed; ``path`` names the file and ``field`` the config key or tensor."""
+
+
+class SafetensorsError(CheckpointError):
+    """A safetensors file is truncated, or its header lies (sizes, offsets, dtypes, shapes)."""
+
+
+class VocabularyError(CheckpointError):
+    """A WordPiece vocabulary is unreadable, has duplicate tokens, or lacks a special token."""
+
+
+class TextError(FileFieldError):
+    """Input text cannot be used: an empty or non-UTF-8 text file, or a sentence longer than the
+    model's maximum length. ``index`` is the sentence's index (0-based) when one is at fault."""
+
+    def __init__(self, message: str, *, path: str = "", field: str = "", index=None):
+        super().__init__(message, path=path, field=field)
+        self.index = None if index is None else int(index)

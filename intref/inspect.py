@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .graph import Graph
+from .inspect_schemes import describe_schemes
 
 
 def _shape(shape) -> str:
@@ -74,6 +75,7 @@ def describe(graph: Graph, source: str = "") -> str:
     add(f"parameters   {params:,} in {len(graph.tensors)} tensors, {stored:,} bytes stored ("
         + ", ".join(f"{k} {v:,}" for k, v in sorted(by_type.items())) + ")")
     add(f"weights      {weight_scheme(graph)}")
+    lines.extend(describe_schemes(graph))     # each GEMM layer's scheme (intref/inspect_schemes.py)
     widths = Counter(graph.values[n].type for n in graph.values if n not in graph.tensors)
     ordered = sorted(widths.items(), key=lambda kv: (not kv[0].signed, kv[0].bits))
     add("bit widths   " + ", ".join(f"{t.name} x{n}" for t, n in ordered))

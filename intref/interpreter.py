@@ -15,15 +15,17 @@ complement). It applies where a value meets its declared type; ops that clamp by
 from __future__ import annotations
 
 import sys
-from typing import Mapping
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import _checks
 from .errors import FeedError, IntrefError, format_index
-from .graph import Graph, ValueInfo
+from .graph import Graph, Step, ValueInfo
 from .inttypes import OVERFLOW_MODES, IntType
 from .kernels.requant import fit_to_type
+from .ops import REGISTRY
+from .ops.base import Context
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
@@ -44,18 +46,36 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     values, bindings = check_feeds(graph, feeds)
     values.update({name: t.data for name, t in graph.tensors.items()})
     for step in graph.steps:
-        results = step.prepared.run(*(values[name] for name in step.node.inputs))
+        results = run_node(graph, step, [values[name] for name in step.node.inputs], overflow, overrides=overrides)
         for info, array in zip(step.node.outputs, results):
-            where = f"node {step.node.name!r} output {info.name!r}"
-            if info.name in overrides:
-                array = _override(info, overrides[info.name], where)
-            values[info.name] = fit(array, info.type, overflow, where=where)
-            _check_shape(step.node.name, info.name, values[info.name], graph.values[info.name].shape, bindings)
+            values[info.name] = array
+            _check_shape(step.node.name, info.name, array, graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
     if trace:
         return {name: values[name] for name in values if name not in graph.tensors}
     return {name: values[name] for name in graph.outputs}
+
+
+def run_node(graph: Graph, step: Step, inputs: Sequence[np.ndarray], overflow: str, *,
+             attributes: Optional[Mapping[str, object]] = None,
+             overrides: Optional[Mapping[str, np.ndarray]] = None) -> Tuple[np.ndarray, ...]:
+    """One node of ``run``: call it on ``inputs`` and fit each output to its declared type under
+    ``overflow``. ``overrides`` (output name -> array) replaces an output by a given one, checked
+    against its type. ``attributes`` re-prepares the node with some attributes replaced (verify's
+    hints: "would another rounding dialect have produced the dump?")."""
+    prepared = step.prepared
+    if attributes:
+        prepared = REGISTRY[step.node.op].prepare(Context(step.node.name, graph.symbols), {**step.attrs, **attributes},
+                                                  tuple(graph.values[name] for name in step.node.inputs),
+                                                  tuple(info.type for info in step.node.outputs))
+    fitted = []
+    for info, array in zip(step.node.outputs, prepared.run(*inputs)):
+        where = f"node {step.node.name!r} output {info.name!r}"
+        if overrides and info.name in overrides:
+            array = _override(info, overrides[info.name], where)
+        fitted.append(fit(array, info.type, overflow, where=where))
+    return tuple(fitted)
 
 
 def _override(info: ValueInfo, array, where: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import kernels, spec
+from ._checks import first_index
 from .inttypes import INT64_MAX, INT64_MIN
 from .quant import prepare_gelu, prepare_layernorm, prepare_softmax
 from .spec.rounding import ROUNDING_MODES
@@ -24,7 +25,7 @@ def _compare(name: str, got: np.ndarray, expected) -> int:
     expected = np.asarray(expected, dtype=object).reshape(got.shape)
     differ = got.astype(object) != expected
     if differ.any():
-        index = tuple(int(i) for i in np.argwhere(differ)[0])
+        index = first_index(differ)
         raise AssertionError(f"{name}: kernel != spec at {list(index)}: {got[index]} vs {expected[index]}")
     return got.size
 

@@ -28,6 +28,7 @@ from typing import Tuple
 
 import numpy as np
 
+from .._checks import first_outside
 from ..errors import RangeError, TensorFileError
 from .int4 import pack_int4, unpack_int4
 
@@ -156,13 +157,10 @@ def decode(entry, array: np.ndarray) -> np.ndarray:
     else:
         values = array if array.dtype.isnative else array.astype(entry.type.storage)
         storage_bits = values.dtype.itemsize * 8
-        if entry.type.bits < storage_bits and values.size:
-            lo, hi = int(values.min()), int(values.max())
-            if lo < entry.type.lo or hi > entry.type.hi:
-                bad = np.flatnonzero((values < entry.type.lo) | (values > entry.type.hi))[0]
-                index = [int(i) for i in np.unravel_index(int(bad), values.shape)]
-                raise TensorFileError(f"element {index} = {int(values[tuple(index)])} is outside {entry.type} "
-                                      f"[{entry.type.lo}, {entry.type.hi}]", path=entry.file)
+        index = first_outside(values, entry.type.lo, entry.type.hi) if entry.type.bits < storage_bits else None
+        if index is not None:
+            raise TensorFileError(f"element {list(index)} = {int(values[index])} is outside {entry.type} "
+                                  f"[{entry.type.lo}, {entry.type.hi}]", path=entry.file)
     if values.flags.writeable:
         values.setflags(write=False)
     return values

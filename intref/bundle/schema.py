@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from .metadata import check_metadata
 from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
 from ..graph import NAME, SYMBOL, Node, ValueInfo
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
@@ -174,6 +175,7 @@ def parse_document(doc) -> GraphDocument:
     quantization = _quantization(doc.get("quantization", {}), names)
     metadata = _expect("metadata", doc.get("metadata", {}), "object")
     _check_depth("metadata", metadata, 0)
+    check_metadata(metadata)
     return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata)
 
 
@@ -309,8 +311,9 @@ def _attributes(field: str, value, op: str) -> dict:
         if not ATTRIBUTE_NAME.match(key):
             _fail(where, "not a legal attribute name (A-Z a-z 0-9 _, not starting with a digit)")
         parsed[key] = _attribute_value(where, item)
-        if key in schema:
-            _check_attribute_kind(where, item, schema[key].kind)
+        mismatch = schema[key].kind_mismatch(item) if key in schema else None
+        if mismatch:
+            _fail(where, mismatch)
     return parsed
 
 
@@ -331,21 +334,6 @@ def _attribute_value(field: str, value):
             _fail(_at(field, i), f"expected an int or a string of at most {MAX_ATTRIBUTE_STRING} characters, "
                                  f"got {json_kind(item)}")
     return tuple(value)
-
-
-def _check_attribute_kind(field: str, value, kind: str) -> None:
-    kind_of = json_kind(value)
-    items = {json_kind(v) for v in value} if kind_of == "list" else set()
-    expected = {"int": ("an int", kind_of == "int"), "bool": ("a bool", kind_of == "bool"),
-                "str": ("a string", kind_of == "str"),
-                "ints": ("a list of ints", kind_of == "list" and items <= {"int"}),
-                "int_or_ints": ("an int or a list of ints",
-                                kind_of == "int" or (kind_of == "list" and items <= {"int"})),
-                "dims": ("a list of ints and symbol names", kind_of == "list")}
-    want, ok = expected.get(kind, ("a known kind", True))
-    if not ok:
-        got = f"list of {'/'.join(sorted(items))}" if kind_of == "list" else kind_of
-        _fail(field, f"expected {want}, got {got}")
 
 
 def _quantization(value, names) -> dict:

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import _checks
 from ..errors import DtypeError, ShapeError
-from ..spec.gelu import GeluParams, int_type_range
+from ..spec.gelu import GeluParams
+from ..spec.gelu_bounds import int_type_range
 
 _WHERE = "i_gelu"
 

@@ -180,5 +180,4 @@ def _first_argmax(values: np.ndarray) -> tuple:
     """Batch index of the first largest entry; () if there is none."""
     if values.size == 0:
         return ()
-    index = np.unravel_index(int(np.argmax(values)), values.shape)
-    return tuple(int(i) for i in index)
+    return _checks.multi_index(np.argmax(values), values.shape)

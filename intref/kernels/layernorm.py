@@ -52,7 +52,8 @@ import numpy as np
 
 from .. import _checks
 from ..errors import DtypeError, ShapeError
-from ..spec.layernorm import FACTOR_NUMERATOR, LayerNormParams
+from ..spec.layernorm import LayerNormParams
+from ..spec.layernorm_bounds import FACTOR_NUMERATOR
 from .sqrt import isqrt
 from .rounding import div_round_half_even
 

@@ -41,3 +41,18 @@ def isqrt(n) -> np.ndarray:
         active &= nxt < x
         x = np.where(active, nxt, x)
     return np.where(n > 0, x, np.int64(0))
+
+
+def isqrt_fixed_iterations(n, iterations: int, start: int) -> np.ndarray:
+    """Twin of ``intref.spec.sqrt.isqrt_fixed_iterations``: ``iterations`` Newton updates from ``start``
+    with no stopping rule, elementwise; REQUIRE ``1 <= n < 2**62`` (RangeError naming the first index),
+    ``1 <= start <= 2**32``, ``iterations >= 0``. int64: ``x + n // x < 2**62 + 2**32``."""
+    n = _checks.int_array(_WHERE, "n", n)
+    _checks.require_range(_WHERE, "n", n, 1, (1 << 62) - 1)
+    start = _checks.require_int(_WHERE, "start", start, 1, 1 << 32)
+    iterations = _checks.require_int(_WHERE, "iterations", iterations, 0, 1 << 20)
+    n = n.astype(np.int64)
+    x = np.full(n.shape, start, dtype=np.int64)
+    for _ in range(iterations):
+        x = (x + n // x) >> 1
+    return x

@@ -16,7 +16,8 @@ through ``matmul_fixed_order`` (one IEEE multiply and one add per term, k = 0, 1
 never BLAS, whose summation order depends on the CPU and the BLAS kernel) and its exponential
 through ``exp_fixed`` (IEEE +, -, *, ldexp only; NumPy's ``np.exp`` picks a SIMD kernel by CPU).
 ``math.erf`` (libm, plain C with no CPU-dispatched variant) and correctly rounded ``sqrt`` and
-division are the same everywhere.
+division are the same everywhere. ``forward(..., arithmetic=BLAS)`` trades that for speed (float
+BLAS, ``np.exp``, an interpolated erf; ~1e-12 away): post-training calibration of real models.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-_ERF = np.vectorize(math.erf, otypes=[np.float64])
+_ERF = np.frompyfunc(math.erf, 1, 1)   # math.erf per element (1.6x faster than np.vectorize)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class EncoderConfig:
     pad_token_id: int = 1
     position_mode: str = "padding_aware"   # "padding_aware" (RoBERTa/I-BERT) or "arange" (BERT)
     layer_norm_eps: float = 1e-5
+    relative_buckets: int = 0         # MPNet: buckets of the relative-position attention bias (0: none)
+    relative_max_distance: int = 128
 
     @property
     def head_dim(self) -> int:
@@ -77,6 +80,7 @@ class FloatEncoder:
     emb_ln_gamma: np.ndarray
     emb_ln_beta: np.ndarray
     layers: List[FloatLayer] = field(default_factory=list)
+    relative_bias: Optional[np.ndarray] = None   # MPNet: [buckets, heads], added to every layer's scores
 
 
 def matmul_fixed_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -116,6 +120,33 @@ def position_ids(ids: np.ndarray, config: EncoderConfig) -> np.ndarray:
     return np.cumsum(real, axis=1) * real + config.pad_token_id
 
 
+def relative_buckets(length: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
+    """MPNet's (T5's bidirectional) bucket of every relative distance ``d = key - query`` in
+    ``-(length-1) .. length-1`` (index ``d + length - 1``), int64. Half the buckets for each sign;
+    distances below a quarter of the buckets exact, larger ones logarithmic up to ``max_distance``.
+    The logarithm is taken in float32 as transformers does (``relative_position_bucket``)."""
+    n = -np.arange(-(length - 1), length, dtype=np.int64)
+    half = num_buckets // 2
+    exact = half // 2
+    sign = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    with np.errstate(divide="ignore"):
+        scaled = (np.log(np.maximum(n, 1).astype(np.float32) / np.float32(exact))
+                  / np.float32(math.log(max_distance / exact)) * np.float32(half - exact))
+    large = np.minimum(exact + scaled.astype(np.int64), half - 1)
+    return sign + np.where(n < exact, n, large)
+
+
+def position_bias(model: "FloatEncoder", length: int) -> Optional[np.ndarray]:
+    """The relative-position attention bias ``[heads, length, length]`` (None without one)."""
+    if model.relative_bias is None:
+        return None
+    cfg = model.config
+    buckets = relative_buckets(length, cfg.relative_buckets, cfg.relative_max_distance)
+    distance = np.arange(length)[None, :] - np.arange(length)[:, None] + length - 1
+    return model.relative_bias[buckets[distance]].transpose(2, 0, 1)
+
+
 def layer_norm(x: np.ndarray, gamma, beta, eps: float) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
@@ -123,17 +154,71 @@ def layer_norm(x: np.ndarray, gamma, beta, eps: float) -> np.ndarray:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)).astype(np.float64))
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = exp_fixed(x - x.max(axis=-1, keepdims=True))
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, matmul=None) -> np.ndarray:
+    """``x @ w.T + b`` over the last axis, as one 2-D product ``matmul(rows, w.T)`` (default
+    ``matmul_fixed_order``; for ``np.matmul`` one BLAS call, ~4x faster than a stacked matmul)."""
+    rows = x.reshape(-1, x.shape[-1])
+    return (matmul or matmul_fixed_order)(rows, w.T).reshape(x.shape[:-1] + (w.shape[0],)) + b
+
+
+_ERF_STEP, _ERF_END = 1.0 / 256, 6.0          # erf(6) = 1 - 2e-17: 1.0 in float64
+_ERF_GRID = np.arange(0.0, _ERF_END + _ERF_STEP, _ERF_STEP)
+_ERF_VALUES = np.array([math.erf(v) for v in _ERF_GRID])
+_ERF_SLOPES = 2.0 / math.sqrt(math.pi) * np.exp(-_ERF_GRID ** 2) * _ERF_STEP
+
+
+def erf_hermite(x: np.ndarray) -> np.ndarray:
+    """``erf(x)`` by cubic Hermite interpolation of ``math.erf`` and its exact derivative on a grid
+    of step 1/256 over [0, 6] (odd symmetry; 1 beyond 6). Error below step**4 / 384 times the
+    largest fourth derivative, under 1e-11; about 4x faster than ``math.erf`` per element."""
+    a = np.minimum(np.abs(x), _ERF_END) / _ERF_STEP
+    i = np.minimum(a.astype(np.int64), _ERF_GRID.size - 2)
+    u = a - i
+    v = 1.0 - u
+    y = (v * v * ((1.0 + 2.0 * u) * _ERF_VALUES[i] + u * _ERF_SLOPES[i])
+         + u * u * ((3.0 - 2.0 * u) * _ERF_VALUES[i + 1] - v * _ERF_SLOPES[i + 1]))
+    return np.copysign(y, x)
+
+
+def gelu_fast(x: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``gelu`` with ``erf_hermite`` (agrees with ``gelu`` to about 1e-11), in cache-sized chunks."""
+    flat = np.ascontiguousarray(x, np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        out[start:start + chunk] = 0.5 * part * (1.0 + erf_hermite(part / math.sqrt(2.0)))
+    return out.reshape(np.shape(x))
+
+
+def softmax(x: np.ndarray, exp=None) -> np.ndarray:
+    e = (exp or exp_fixed)(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """How the float forward multiplies matrices, exponentiates and applies the GELU.
+
+    ``FIXED_ORDER`` (default): the same bits on every machine (the demo's shipped scales depend on
+    them). ``BLAS``: float BLAS, ``np.exp`` and the interpolated erf; ~1e-12 from ``FIXED_ORDER``
+    and many times faster, for post-training calibration and float baselines of real models."""
+
+    matmul: Callable
+    exp: Callable
+    gelu: Callable
+
+
+FIXED_ORDER = Arithmetic(matmul_fixed_order, exp_fixed, gelu)
+BLAS = Arithmetic(np.matmul, np.exp, gelu_fast)
 
 
 def forward(model: FloatEncoder, ids: np.ndarray, attention_mask: Optional[np.ndarray] = None,
             token_type_ids: Optional[np.ndarray] = None,
-            observe: Optional[Callable[[str, np.ndarray], None]] = None) -> np.ndarray:
+            observe: Optional[Callable[[str, np.ndarray], None]] = None,
+            arithmetic: Arithmetic = FIXED_ORDER) -> np.ndarray:
     """Last hidden state ``[batch, seq, hidden]``; ``observe(name, value)`` sees each quantization point."""
     cfg = model.config
     see = observe or (lambda name, value: None)
@@ -151,33 +236,37 @@ def forward(model: FloatEncoder, ids: np.ndarray, attention_mask: Optional[np.nd
     x = layer_norm(x, model.emb_ln_gamma, model.emb_ln_beta, cfg.layer_norm_eps)
     see("emb.out", x)
     additive = (1.0 - mask[:, None, None, :]) * -10000.0
+    bias = position_bias(model, ids.shape[1])
+    if bias is not None:
+        additive = additive + bias[None]
     for i, layer in enumerate(model.layers):
-        x = _layer(layer, cfg, x, additive, lambda name, value, i=i: see(f"layer{i}.{name}", value))
+        x = _layer(layer, cfg, x, additive, lambda name, value, i=i: see(f"layer{i}.{name}", value), arithmetic)
     return x
 
 
-def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see):
+def _layer(p: FloatLayer, cfg: EncoderConfig, x, additive, see, arithmetic: Arithmetic):
     b, s, h = x.shape
     heads, d = cfg.heads, cfg.head_dim
+    mm = arithmetic.matmul
 
     def split(t):
         return t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
 
-    q, k, v = (matmul_fixed_order(x, w.T) + bias for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
+    q, k, v = (linear(x, w, bias, mm) for w, bias in ((p.q_w, p.q_b), (p.k_w, p.k_b), (p.v_w, p.v_b)))
     for name, value in (("q", q), ("k", k), ("v", v)):
         see(name, value)
-    scores = matmul_fixed_order(split(q), split(k).transpose(0, 1, 3, 2)) / math.sqrt(d) + additive
-    context = matmul_fixed_order(softmax(scores), split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
+    scores = mm(split(q), split(k).transpose(0, 1, 3, 2)) / math.sqrt(d) + additive
+    context = mm(softmax(scores, arithmetic.exp), split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
     see("context", context)
-    attn = matmul_fixed_order(context, p.o_w.T) + p.o_b
+    attn = linear(context, p.o_w, p.o_b, mm)
     see("attn.sum", attn + x)
     a = layer_norm(attn + x, p.ln1_gamma, p.ln1_beta, cfg.layer_norm_eps)
     see("attn.out", a)
     see("ffn.in", a)
-    inner = gelu(matmul_fixed_order(a, p.ffn_in_w.T) + p.ffn_in_b)
+    inner = arithmetic.gelu(linear(a, p.ffn_in_w, p.ffn_in_b, mm))
     see("gelu.out", inner)
     see("ffn.mid", inner)
-    out = matmul_fixed_order(inner, p.ffn_out_w.T) + p.ffn_out_b
+    out = linear(inner, p.ffn_out_w, p.ffn_out_b, mm)
     see("ffn.sum", out + a)
     y = layer_norm(out + a, p.ln2_gamma, p.ln2_beta, cfg.layer_norm_eps)
     see("out", y)

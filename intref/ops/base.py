@@ -45,6 +45,15 @@ class Attr:
     hi: Optional[int] = None
     doc: str = ""
 
+    def kind_mismatch(self, value) -> Optional[str]:
+        """``None`` when ``value`` is of this attribute's kind, else ``"expected <kind>, got <kind>"``.
+
+        The one definition of the kinds: the bundle schema checks graph.json's values with it (and
+        names the JSON field), ``Op.parse_attributes`` checks any builder's values (and names the node)."""
+        if _KIND_TESTS[self.kind](value):
+            return None
+        return f"expected {KIND_NAMES[self.kind]}, got {value_kind(value)}"
+
 
 @dataclass(frozen=True)
 class Value:
@@ -132,37 +141,51 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _is_ints(v) -> bool:
+    return isinstance(v, (list, tuple)) and all(_is_int(x) for x in v)
+
+
+KIND_NAMES = {"int": "an int", "bool": "a bool", "str": "a string", "ints": "a list of ints",
+              "int_or_ints": "an int or a list of ints", "dims": "a list of ints and symbol names"}
+_KIND_TESTS = {"int": _is_int, "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+               "ints": _is_ints, "int_or_ints": lambda v: _is_int(v) or _is_ints(v),
+               "dims": lambda v: isinstance(v, (list, tuple)) and all(_is_int(x) or isinstance(x, str) for x in v)}
+
+
+def value_kind(value) -> str:
+    """A value's kind as messages name it (JSON's names): int, bool, str, float, null, object, or
+    ``list of int/str`` naming the kinds of a list's items."""
+    if isinstance(value, (list, tuple)):
+        return f"list of {'/'.join(sorted({value_kind(v) for v in value}))}" if value else "list"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if _is_int(value):
+        return "int"
+    if value is None:
+        return "null"
+    return {float: "float", str: "str", dict: "object"}.get(type(value), type(value).__name__)
+
+
 def _check_attr(node, op, key, spec: Attr, value):
     where = f"{op} attribute {key!r}"
+    mismatch = spec.kind_mismatch(value)
+    if mismatch:
+        raise AttributeError_(f"{where}: {mismatch}"[:300], node=node)
 
     def bounded(v):
         if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v > spec.hi):
             raise AttributeError_(f"{where} = {v} is outside [{spec.lo}, {spec.hi}]", node=node)
         return int(v)
 
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise AttributeError_(f"{where} must be true or false, got {value!r}", node=node)
+    if spec.choices and value not in spec.choices:
+        raise AttributeError_(f"{where} = {value!r} is not one of {list(spec.choices)}", node=node)
+    if spec.kind in ("bool", "str"):
         return value
-    if spec.kind == "str":
-        if not isinstance(value, str) or (spec.choices and value not in spec.choices):
-            raise AttributeError_(f"{where} = {value!r} is not one of {list(spec.choices)}", node=node)
-        return value
-    if spec.kind == "int" or (spec.kind == "int_or_ints" and _is_int(value)):
-        if not _is_int(value):
-            raise AttributeError_(f"{where} must be an int, got {value!r}", node=node)
-        if spec.choices and value not in spec.choices:
-            raise AttributeError_(f"{where} = {value} is not one of {list(spec.choices)}", node=node)
+    if _is_int(value):
         return bounded(value)
-    if spec.kind in ("ints", "int_or_ints"):
-        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-            raise AttributeError_(f"{where} must be a list of ints, got {value!r}"[:300], node=node)
-        return tuple(bounded(v) for v in value)
     if spec.kind == "dims":
-        if not isinstance(value, (list, tuple)) or not all(_is_int(v) or isinstance(v, str) for v in value):
-            raise AttributeError_(f"{where} must be a list of ints and symbol names, got {value!r}", node=node)
         return tuple(v if isinstance(v, str) else int(v) for v in value)
-    raise AssertionError(f"unknown attribute kind {spec.kind}")
+    return tuple(bounded(v) for v in value)
 
 
 # --- helpers shared by the ops ---------------------------------------------------------------------

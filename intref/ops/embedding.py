@@ -71,3 +71,37 @@ class PositionIds(Op):
                 return (np.cumsum(real, axis=1) * real + pad,)
 
         return Prepared((Result(ids.shape, lo, hi),), run)
+
+
+class RelativeBuckets(Op):
+    """Bucket ids of the relative position of every (query, key) pair of a ``[batch, seq]`` id tensor:
+    ``y[i, j] = buckets[j - i + L - 1]`` for ``i, j < seq``, where ``buckets`` (length ``2L - 1``) lists
+    the bucket of each distance ``-(L-1) .. L-1`` (MPNet's bucketed relative-position bias: the
+    bucketing is build time, the op only indexes). Output ``[seq, seq]``."""
+
+    name = "RelativeBuckets"
+    inputs = ("ids",)
+    attributes = {"buckets": Attr("ints", lo=0, hi=1 << 30)}
+
+    def prepare(self, ctx, attrs, inputs, out_types):
+        (ids,) = inputs
+        require_rank(ctx.node, "ids", ids, 2, 2)
+        buckets = np.asarray(attrs["buckets"], dtype=np.int64)
+        if buckets.size % 2 == 0:
+            ctx.fail(ShapeMismatchError, f"buckets has {buckets.size} entries; expected 2L - 1 (distances "
+                                         f"-(L-1) .. L-1)")
+        longest = (buckets.size + 1) // 2
+        if ctx.dim_max(ids.shape[1]) > longest:
+            ctx.fail(ShapeMismatchError, f"seq may reach {ctx.dim_max(ids.shape[1])} but buckets covers "
+                                         f"distances of sequences up to {longest}")
+        lo, hi = int(buckets.min()), int(buckets.max())
+        if out_types[0].lo > lo or out_types[0].hi < hi:
+            ctx.fail(TypeMismatchError, f"output type {out_types[0]} cannot hold bucket ids {lo}..{hi}")
+        storage = out_types[0].storage
+
+        def run(id_array):
+            seq = id_array.shape[1]
+            distance = np.arange(seq)[None, :] - np.arange(seq)[:, None] + longest - 1
+            return (buckets[distance].astype(storage),)
+
+        return Prepared((Result((ids.shape[1], ids.shape[1]), lo, hi),), run)

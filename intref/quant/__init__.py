@@ -8,12 +8,14 @@ are stored) live with the bundle storage, ``intref.bundle.int4``, and are re-exp
 
 from .dyadic import dyadic, dyadic_value
 from .gelu import prepare_gelu
+from .groupwise import prepare_group_linear, quantize_input_groups, quantize_row_groups
 from .layernorm import layernorm_error_bound, prepare_layernorm
 from .softmax import prepare_softmax
 from .symmetric import quantize_symmetric
 
-__all__ = ["dyadic", "dyadic_value", "layernorm_error_bound", "pack_int4", "prepare_gelu", "prepare_layernorm",
-           "prepare_softmax", "quantize_symmetric", "unpack_int4"]
+__all__ = ["dyadic", "dyadic_value", "layernorm_error_bound", "pack_int4", "prepare_gelu", "prepare_group_linear",
+           "prepare_layernorm", "prepare_softmax", "quantize_input_groups", "quantize_row_groups",
+           "quantize_symmetric", "unpack_int4"]
 _STORAGE = ("pack_int4", "unpack_int4")
 
 

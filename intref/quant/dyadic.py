@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from .._checks import first_index
 from ..errors import RangeError
 
 MANTISSA_BITS = 31
@@ -42,7 +43,7 @@ def dyadic(real):
 def _dyadic_array(real: np.ndarray):
     bad = ~np.isfinite(real) | (np.abs(real) >= 2.0 ** MANTISSA_BITS)
     if bad.any():
-        index = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), real.shape))
+        index = first_index(bad)
         raise RangeError(f"dyadic: real{list(index)} = {real[index]!r} is not finite or has |real| >= 2**31",
                          argument="real", index=index, value=float(real[index]))
     mantissa, exponent = np.frexp(real)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _checks
 from .._params import require_bits
 from ..errors import DtypeError, RangeError, ShapeError
 from ..spec.gelu import GeluParams
@@ -91,7 +92,7 @@ def _scale_array(scale) -> np.ndarray:
     array = array.astype(np.float64)
     bad = ~np.isfinite(array) | ~(array > 0)
     if bad.any():
-        index = (int(np.flatnonzero(bad.reshape(-1))[0]),) if array.ndim else None
+        index = _checks.first_index(bad) if array.ndim else None
         value = float(array[index] if index else array)
         where = f"scale[{index[0]}]" if index else "scale"
         raise RangeError(f"{_WHERE}: {where} = {value!r} is not a positive finite number",
@@ -124,7 +125,7 @@ def _require_finite(what: str, values: np.ndarray, scales: np.ndarray, *, nonzer
     values = np.atleast_1d(values)
     bad = ~np.isfinite(values) | ((values == 0) if nonzero else False)
     if bad.any():
-        c = int(np.flatnonzero(bad)[0])
+        (c,) = _checks.first_index(bad)
         channel = f"channel {c}: " if scales.ndim else ""
         raise RangeError(f"{_WHERE}: {channel}{what} = {values[c]!r} for scale {np.atleast_1d(scales)[c]!r}: "
                          f"the scale is too small or too large for float64", argument="scale",

@@ -12,17 +12,13 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._checks import first_index
 from .._params import require_bits
 from ..errors import DtypeError, RangeError, ShapeError
 from ..inttypes import INT64_MAX
 from ..kernels.rounding import div_round_half_even
-from ..spec.layernorm import (
-    MAX_GUARD_SHIFT,
-    LayerNormParams,
-    min_safe_shift,
-    row_sum_bound,
-    variance_bound,
-)
+from ..spec.layernorm import MAX_GUARD_SHIFT, LayerNormParams
+from ..spec.layernorm_bounds import min_safe_shift, row_sum_bound, variance_bound
 
 _WHERE = "prepare_layernorm"
 SCALE_FRACTION_BITS = 30   # out_scale = sqrt(C) / 2**30 * gamma
@@ -52,9 +48,9 @@ def prepare_layernorm(gamma, beta, *, input_bits: int = 22, shift="auto") -> Lay
     if gamma.shape != beta.shape:
         raise ShapeError(f"{_WHERE}: gamma has {gamma.shape[0]} channels and beta {beta.shape[0]}",
                          argument="beta")
-    zero = np.flatnonzero(gamma == 0)
-    if zero.size:
-        c = int(zero[0])
+    zero = gamma == 0
+    if zero.any():
+        (c,) = first_index(zero)
         raise RangeError(f"{_WHERE}: gamma[{c}] = 0: the folded bias beta/gamma is undefined",
                          argument="gamma", index=(c,), value=0.0)
     input_bits = require_bits(_WHERE, "input_bits", input_bits, 2, 63)
@@ -134,9 +130,9 @@ def _real_vector(name: str, values) -> np.ndarray:
         raise ShapeError(f"{_WHERE}: {name} must be a non-empty 1-D array, got shape {array.shape}",
                          argument=name)
     array = array.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size:
-        c = int(bad[0])
+    bad = ~np.isfinite(array)
+    if bad.any():
+        (c,) = first_index(bad)
         raise RangeError(f"{_WHERE}: {name}[{c}] = {array[c]} is not finite", argument=name, index=(c,),
                          value=float(array[c]))
     return array

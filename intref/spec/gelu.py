@@ -3,12 +3,12 @@
 This is the normative definition; ``intref.kernels.gelu.i_gelu`` must equal it bit for bit.
 
 Notation used below: ``n = input_bits``, ``B = b_int``, ``C = c_int``, ``K = shift_int``,
-``g = guard_shift``, ``T = -B`` (the clip point of ``|q|``).
+``g = guard_shift``, ``T = -B`` (the clip point of ``|q|``). The load-time proofs that every
+intermediate stays in int64, and the exact output range, are in ``intref.spec.gelu_bounds``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .._params import (
@@ -22,9 +22,7 @@ from .._params import (
     require_bits,
 )
 from ..errors import DtypeError, RangeError, ShapeError
-from ..inttypes import INT64_MAX, INT64_MIN
-
-_FIELDS = ("b_int", "c_int", "shift_int")
+from .gelu_bounds import channel_output_range, int_type_range, require_int64_intermediates
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class GeluParams:
         object.__setattr__(self, "out_scale", as_float_or_floats(owner, "out_scale", self.out_scale))
         channel_count(owner, self, self._PER_CHANNEL)
         for c, b, cc, k in self._constants():
-            _require_int64_intermediates(owner, c, b, cc, k, self.guard_shift, self.input_bits)
+            require_int64_intermediates(owner, c, b, cc, k, self.guard_shift, self.input_bits)
 
     @property
     def channels(self):
@@ -106,11 +104,6 @@ class GeluParams:
         ranges = [channel_output_range(b, c, k, self.guard_shift, in_lo, in_hi)
                   for _, b, c, k in self._constants()]
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
-
-
-def int_type_range(bits: int) -> tuple:
-    """``(lo, hi)`` of ``int<bits>``."""
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def i_gelu(q: int, params: GeluParams) -> int:
@@ -166,89 +159,3 @@ def i_gelu(q: int, params: GeluParams) -> int:
     poly = (t + params.b_int) ** 2 + params.c_int
     y = (sgn * poly) >> params.guard_shift
     return q * (y + params.shift_int)
-
-
-# ---- exact range analysis (build/load time; Python ints) ----------------------------------------
-
-def _cubic(u: int, b: int, e: int) -> int:
-    return u * ((u + b) ** 2 + e)
-
-
-def cubic_extremes(b: int, e: int, ua: int, ub: int) -> tuple:
-    """Exact ``(min, max)`` of ``F(u) = u * ((u + b)**2 + e)`` over the integers ``ua <= u <= ub``.
-
-    ``F'(u) = 3u**2 + 4bu + b**2 + e`` vanishes at ``u = (-2b +- sqrt(b**2 - 3e)) / 3``. F is
-    monotone between its critical points, so its integer extremes lie at ``ua``, ``ub`` or the
-    integers next to a critical point. With ``r = isqrt(b**2 - 3e)`` the larger root lies in
-    ``[z, z + 4/3)`` for ``z = floor((-2b + r)/3)`` and the smaller in ``(z', z' + 4/3)`` for
-    ``z' = floor((-2b - r - 1)/3)``: the candidates ``z..z+2`` and ``z'..z'+2`` cover both.
-    """
-    candidates = {ua, ub}
-    disc = b * b - 3 * e
-    if disc >= 0:
-        r = math.isqrt(disc)
-        for z in ((-2 * b + r) // 3, (-2 * b - r - 1) // 3):
-            candidates.update(u for u in range(z, z + 3) if ua <= u <= ub)
-    values = [_cubic(u, b, e) for u in candidates]
-    return min(values), max(values)
-
-
-def channel_output_range(b: int, c: int, k: int, g: int, in_lo: int, in_hi: int) -> tuple:
-    """``(lo, hi)`` of ``i_gelu`` for one channel over integers ``in_lo <= q <= in_hi`` (see
-    ``GeluParams.output_range``); ``b <= 0``."""
-    t = -b
-    pieces = []
-    if in_lo <= 0 <= in_hi:
-        pieces.append((0, 0))
-    one = 1 << g
-    # q > 0, 0 < q <= T: y = floor(P/2**g) in (P/2**g - 1, P/2**g]
-    ua, ub = max(1, in_lo), min(t, in_hi)
-    if ua <= ub:
-        lo = cubic_extremes(b, c + k * one - one + 1, ua, ub)[0]
-        hi = cubic_extremes(b, c + k * one, ua, ub)[1]
-        pieces.append((-(-lo >> g), hi >> g))
-    # q < 0, 0 < u = -q <= T: y = floor(-P/2**g) in (-P/2**g - 1, -P/2**g], result = -u * (y + K)
-    ua, ub = max(1, -in_hi), min(t, -in_lo)
-    if ua <= ub:
-        lo = cubic_extremes(b, c - k * one, ua, ub)[0]
-        hi = cubic_extremes(b, c + one - 1 - k * one, ua, ub)[1]
-        pieces.append((-(-lo >> g), hi >> g))
-    # the clipped tails: t = T, d = 0, P = C, y constant
-    for q_a, q_b, m in ((max(t, 1, in_lo), in_hi, (c >> g) + k), (in_lo, min(-t, -1, in_hi), (-c >> g) + k)):
-        if q_a <= q_b:
-            pieces.append((min(q_a * m, q_b * m), max(q_a * m, q_b * m)))
-    return min(p[0] for p in pieces), max(p[1] for p in pieces)
-
-
-def intermediate_ranges(b: int, c: int, k: int, g: int, input_bits: int) -> list:
-    """``[(name, lo, hi, allowed_lo)]``: sound bounds, computed exactly, of each intermediate of
-    ``i_gelu`` as the kernel forms them (``-P`` included, for every element) over every ``q`` in
-    ``int<input_bits>``; ``allowed_lo`` is the least value int64 admits there (``-2**63 + 1`` where
-    the kernel also negates the value). The product is listed only when ``|q| * |y + K|`` could
-    leave int64; then ``channel_output_range`` bounds it tightly."""
-    q_lo, q_hi = int_type_range(input_bits)
-    t_max = min(-q_lo, -b)
-    d_sq = ((b + t_max) ** 2, b * b)
-    poly = (d_sq[0] + c, d_sq[1] + c)
-    signed_poly = (min(poly[0], -poly[1], 0), max(poly[1], -poly[0], 0))
-    m = ((signed_poly[0] >> g) + k, (signed_poly[1] >> g) + k)
-    ranges = [("b_int", b, b, -INT64_MAX), ("c_int", c, c, INT64_MIN), ("shift_int", k, k, INT64_MIN),
-              ("(t + b_int)**2", *d_sq, INT64_MIN), ("(t + b_int)**2 + c_int", *poly, -INT64_MAX),
-              ("y + shift_int", *m, INT64_MIN)]
-    if -q_lo * max(-m[0], m[1]) <= INT64_MAX:     # |q| * |y + K| fits: so does the product
-        return ranges
-    return ranges + [("q * (y + shift_int)", *channel_output_range(b, c, k, g, q_lo, q_hi), INT64_MIN)]
-
-
-def _require_int64_intermediates(owner, channel, b, c, k, g, input_bits) -> None:
-    where = f"{owner}: " + ("" if channel is None else f"channel {channel}: ")
-    index = None if channel is None else (channel,)
-    if b > 0:
-        raise RangeError(f"{where}b_int = {b} must be <= 0 (the clip point -b_int is |q|'s limit)",
-                         argument="b_int", index=index, value=b)
-    for name, lo, hi, allowed_lo in intermediate_ranges(b, c, k, g, input_bits):
-        if lo < allowed_lo or hi > INT64_MAX:
-            raise RangeError(f"{where}{name} reaches [{lo}, {hi}] for q in int{input_bits}, outside "
-                             f"[{allowed_lo}, {INT64_MAX}]: these constants overflow int64 "
-                             f"(b_int={b}, c_int={c}, shift_int={k}, guard_shift={g})",
-                             argument=name if name in _FIELDS else "params", index=index, value=(lo, hi))

@@ -22,9 +22,11 @@ is M rows of N zeros (the empty sum).
 
 from __future__ import annotations
 
+from ..errors import DtypeError, RangeError, ShapeError
+from ..inttypes import INT64_MAX
+
 ELEMENT_MIN = -(1 << 31)
 ELEMENT_MAX = (1 << 31) - 1
-BOUND_MAX = (1 << 63) - 1
 
 
 def matmul(a: list, b: list, *, n: int | None = None) -> list:
@@ -38,9 +40,9 @@ def matmul(a: list, b: list, *, n: int | None = None) -> list:
     _check_matrix("a", a, k)
     _check_matrix("b", b, columns)
     bound = max_magnitude(a) * max_magnitude(b) * k
-    if bound > BOUND_MAX:
-        raise ValueError(f"matmul: bound max|a| * max|b| * K = {bound} exceeds 2**63 - 1: "
-                         f"a partial sum could leave int64")
+    if bound > INT64_MAX:
+        raise RangeError(f"matmul: bound max|a| * max|b| * K = {bound} exceeds 2**63 - 1: "
+                         f"a partial sum could leave int64", argument="b", value=bound)
     return [[dot(row, b, j) for j in range(columns)] for row in a]
 
 
@@ -59,27 +61,29 @@ def max_magnitude(matrix: list) -> int:
 
 def _column_count(b: list, n) -> int:
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise TypeError(f"matmul: n must be a non-negative int, got {n!r}")
+        raise DtypeError(f"matmul: n must be a non-negative int, got {n!r}", argument="n")
     if not b:
         if n is None:
-            raise ValueError("matmul: K = 0 (b == []) needs the column count n")
+            raise ShapeError("matmul: K = 0 (b == []) needs the column count n", argument="n")
         return n
     if not isinstance(b[0], list):
-        raise TypeError(f"matmul: b[0] must be a list (a row), got {type(b[0]).__name__}")
+        raise DtypeError(f"matmul: b[0] must be a list (a row), got {type(b[0]).__name__}", argument="b")
     if n is not None and n != len(b[0]):
-        raise ValueError(f"matmul: n={n} but b's rows have length {len(b[0])}")
+        raise ShapeError(f"matmul: n={n} but b's rows have length {len(b[0])}", argument="n")
     return len(b[0])
 
 
 def _check_matrix(name: str, matrix: list, width: int) -> None:
     """Require a list of rows, each a list of ``width`` ints in [ELEMENT_MIN, ELEMENT_MAX]."""
     if not isinstance(matrix, list):
-        raise TypeError(f"matmul: {name} must be a list of rows, got {type(matrix).__name__}")
+        raise DtypeError(f"matmul: {name} must be a list of rows, got {type(matrix).__name__}", argument=name)
     for i, row in enumerate(matrix):
         if not isinstance(row, list) or len(row) != width:
-            raise ValueError(f"matmul: {name}[{i}] must be a list of {width} ints, got {row!r:.60}")
+            raise ShapeError(f"matmul: {name}[{i}] must be a list of {width} ints, got {row!r:.60}", argument=name,
+                             index=(i,))
         for j, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"matmul: {name}[{i}][{j}] = {v!r} is not an int")
+                raise DtypeError(f"matmul: {name}[{i}][{j}] = {v!r} is not an int", argument=name, index=(i, j))
             if not ELEMENT_MIN <= v <= ELEMENT_MAX:
-                raise ValueError(f"matmul: {name}[{i}][{j}] = {v} is outside [-2**31, 2**31 - 1]")
+                raise RangeError(f"matmul: {name}[{i}][{j}] = {v} is outside [-2**31, 2**31 - 1]", argument=name,
+                                 index=(i, j), value=v)

@@ -16,16 +16,9 @@ split into 32-bit halves in the kernel) and never rounded before the one roundin
 
 from __future__ import annotations
 
+from ..errors import OverflowCheckError, RangeError
 from ..inttypes import INT64_MAX, INT64_MIN, MAX_SHIFT, OVERFLOW_MODES, IntType
 from .rounding import ROUNDING_MODES, rshift_round
-
-
-class RequantizeOverflow(ArithmeticError):
-    """Raised by the spec under ``overflow="check"``; carries the exact out-of-range value."""
-
-    def __init__(self, value: int, lo: int, hi: int):
-        super().__init__(f"requantized value {value} is outside [{lo}, {hi}]")
-        self.value, self.lo, self.hi = value, lo, hi
 
 
 def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_even", bits: int = 8,
@@ -33,23 +26,26 @@ def requantize(x: int, multiplier: int, shift: int, *, rounding: str = "half_eve
     """Round ``x * multiplier / 2**shift`` by ``rounding``, then fit it into ``int<bits>``/``uint<bits>``.
 
     ``overflow``: ``saturate`` clamps to the type's range, ``wrap`` keeps the low ``bits`` bits (two's
-    complement when signed), ``check`` raises ``RequantizeOverflow`` with the exact value.
+    complement when signed), ``check`` raises ``OverflowCheckError`` with the exact value.
     """
     if not INT64_MIN <= x <= INT64_MAX:
-        raise ValueError(f"x={x} is not an int64 value")
+        raise RangeError(f"requantize: x={x} is not an int64 value", argument="x", value=x)
     if abs(multiplier) > (1 << 31):
-        raise ValueError(f"|multiplier|={abs(multiplier)} exceeds 2**31")
+        raise RangeError(f"requantize: |multiplier|={abs(multiplier)} exceeds 2**31", argument="multiplier",
+                         value=multiplier)
     if not 0 <= shift <= MAX_SHIFT:
-        raise ValueError(f"shift={shift} is outside 0..{MAX_SHIFT}")
+        raise RangeError(f"requantize: shift={shift} is outside 0..{MAX_SHIFT}", argument="shift", value=shift)
     _require_options(rounding, bits, overflow)
-    return fit(rshift_round(x * multiplier, shift, rounding), bits, signed, overflow)
+    return fit_to_type(rshift_round(x * multiplier, shift, rounding), IntType(bits, signed), overflow)
 
 
 def _require_options(rounding: str, bits: int, overflow: str) -> None:
     if not 1 <= bits <= 32:
-        raise ValueError(f"bits={bits} is outside 1..32")
-    if rounding not in ROUNDING_MODES or overflow not in OVERFLOW_MODES:
-        raise ValueError(f"unknown rounding {rounding!r} or overflow {overflow!r}")
+        raise RangeError(f"requantize: bits={bits} is outside 1..32", argument="bits", value=bits)
+    if rounding not in ROUNDING_MODES:
+        raise RangeError(f"requantize: unknown rounding {rounding!r}", argument="rounding", value=rounding)
+    if overflow not in OVERFLOW_MODES:
+        raise RangeError(f"requantize: unknown overflow {overflow!r}", argument="overflow", value=overflow)
 
 
 def add_requantized(a: int, b: int, multiplier_a: int, shift_a: int, multiplier_b: int, shift_b: int, *,
@@ -65,20 +61,21 @@ def add_requantized(a: int, b: int, multiplier_a: int, shift_a: int, multiplier_
     """
     _require_options(rounding, bits, overflow)
     total = 0
-    for x, m, s in ((a, multiplier_a, shift_a), (b, multiplier_b, shift_b)):
+    for name, x, m, s in (("a", a, multiplier_a, shift_a), ("b", b, multiplier_b, shift_b)):
         if not INT64_MIN <= x <= INT64_MAX or abs(m) > (1 << 31) or not 0 <= s <= MAX_SHIFT:
-            raise ValueError(f"branch ({x}, {m}, {s}) breaks a REQUIRE of requantize")
+            raise RangeError(f"add_requantized: branch {name} ({x}, {m}, {s}) breaks a REQUIRE of requantize",
+                             argument=name, value=x)
         total += rshift_round(x * m, s, rounding)
-    return fit(total, bits, signed, overflow)
+    return fit_to_type(total, IntType(bits, signed), overflow)
 
 
-def fit(value: int, bits: int, signed: bool, overflow: str) -> int:
-    """Fit an exact value into ``int<bits>``/``uint<bits>``: saturate, wrap, or raise (check)."""
-    out_type = IntType(bits, signed)
+def fit_to_type(value: int, out_type: IntType, overflow: str) -> int:
+    """Fit an exact value into ``out_type``: saturate, wrap, or raise ``OverflowCheckError`` (check)."""
     if out_type.contains(value):
         return value
     if overflow == "saturate":
         return out_type.saturate(value)
     if overflow == "wrap":
         return out_type.wrap(value)
-    raise RequantizeOverflow(value, out_type.lo, out_type.hi)
+    raise OverflowCheckError(f"requantize: value {value} is outside {out_type} [{out_type.lo}, {out_type.hi}]",
+                             where="requantize", index=(), value=value, lo=out_type.lo, hi=out_type.hi)

@@ -14,6 +14,8 @@ source line by line. All arguments are Python ints of any size; nothing is round
 
 from __future__ import annotations
 
+from ..errors import RangeError
+
 ROUNDING_MODES = ("half_even", "half_up", "double_round", "half_away", "floor")
 
 
@@ -79,7 +81,7 @@ _BY_NAME = {
 def rshift_round(v: int, shift: int, rounding: str) -> int:
     """``v / 2**shift`` rounded by the named dialect; ``shift >= 0``."""
     if shift < 0:
-        raise ValueError(f"shift must be >= 0, got {shift}")
+        raise RangeError(f"rshift_round: shift must be >= 0, got {shift}", argument="shift", value=shift)
     return _BY_NAME[rounding](v, shift)
 
 

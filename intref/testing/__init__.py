@@ -18,6 +18,8 @@ See docs/testing-your-port.md.
     assertions.py            ``assert_identical``, ``assert_bit_exact``, ``assert_graph_error``
     strategies.py            requantize, matmul and isqrt cases, and the shared drawing helpers
     strategies_nonlinear.py  GELU, exp, softmax and LayerNorm cases
+    twins.py                 the spec applied to whole arrays, and ``assert_equals_spec``: what every
+                             kernel test compares a kernel against
 """
 
 from __future__ import annotations

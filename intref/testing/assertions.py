@@ -10,6 +10,7 @@ import numpy as np
 
 from .._checks import first_index
 from ..errors import format_index
+from ..mismatch import bit_positions, describe_bits, differing_bits, is_exact_tie, to_hex
 
 _SHOWN = 8          # values shown of a row or column in a failure message
 
@@ -124,18 +125,12 @@ def _width(got: int, expected: int, dtype) -> int:
     return width
 
 
-def _hex(value: int, width: int) -> str:
-    return f"0x{value & ((1 << width) - 1):0{(width + 3) // 4}x}"
-
-
 def _value_lines(got: int, expected: int, dtype) -> list:
     width = _width(got, expected, dtype)
-    xor = (got ^ expected) & ((1 << width) - 1)
-    bits = [i for i in range(width) if xor >> i & 1]
-    listed = ", ".join(map(str, bits)) if len(bits) <= 8 else f"{len(bits)} bits, {bits[0]}..{bits[-1]}"
-    return [f"  got      {got} ({_hex(got, width)})",
-            f"  expected {expected} ({_hex(expected, width)})",
-            f"  differing bits: {_hex(xor, width)} (bit{'s' if len(bits) > 1 else ''} {listed}; "
+    xor = differing_bits(got, expected, width)
+    return [f"  got      {got} ({to_hex(got, width)})",
+            f"  expected {expected} ({to_hex(expected, width)})",
+            f"  differing bits: {to_hex(xor, width)} ({describe_bits(bit_positions(xor))}; "
             f"two's complement, {width} bits); difference got - expected = {got - expected}"]
 
 
@@ -214,7 +209,7 @@ def _hints(kernel, index, args, kwargs, got: int, expected: int) -> list:
     for width in (8, 16, 32):
         mask = (1 << width) - 1
         if got & mask == expected & mask and got != expected:
-            hints.append(f"got and expected agree in their low {width} bits ({_hex(got, width)}): a signed vs "
+            hints.append(f"got and expected agree in their low {width} bits ({to_hex(got, width)}): a signed vs "
                          f"unsigned reading, or a wrong output width")
             break
     if abs(got - expected) == 1 and not hints:
@@ -240,7 +235,7 @@ def _requantize_hints(named: dict, index: tuple, got: int, expected: int) -> lis
     if abs(product) > 1 << 53:
         hints.append(f"x * multiplier = {product} needs {abs(product).bit_length()} bits: a float64 product "
                      f"(53-bit significand) is no longer exact; form it in integers (intref splits it)")
-    if s > 0 and product % (1 << s) == 1 << (s - 1):
+    if is_exact_tie(product, s):
         hints.append(f"x * multiplier / 2**shift = {product >> s} + 1/2 exactly: a tie, which "
                      f"rounding={rounding!r} sends to {expected}; the port rounded it the other way")
     exact = rshift_round(product, s, rounding)

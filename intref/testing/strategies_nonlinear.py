@@ -21,7 +21,8 @@ from ..errors import RangeError
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..quant import prepare_gelu, prepare_layernorm, prepare_softmax
 from ..spec.gelu import GeluParams
-from ..spec.layernorm import LayerNormParams, min_safe_shift, normalized_range
+from ..spec.layernorm import LayerNormParams
+from ..spec.layernorm_bounds import min_safe_shift, normalized_range
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 
 SOURCES = ("prepared", "raw")
@@ -298,7 +299,7 @@ def _layernorm_case(draw, bits_st, sources, max_channels, params_st):
     params = draw(params_st) if params_st is not None else _draw_layernorm_params(draw, bits_st, sources,
                                                                                  max_channels)
     lead = _leading_shape(draw)
-    rows = [_layernorm_row(draw, params) for _ in range(int(np.prod(lead, dtype=np.int64)))]
+    rows = [draw_layernorm_row(draw, params) for _ in range(int(np.prod(lead, dtype=np.int64)))]
     q = np.array(rows, dtype=np.int64).reshape(lead + (params.channels,))
     return dict(q=q.astype(_q_dtype(draw, params.input_bits)), params=params)
 
@@ -326,7 +327,9 @@ def _draw_layernorm_params(draw, bits_st, sources, max_channels) -> LayerNormPar
     return params
 
 
-def _layernorm_row(draw, params: LayerNormParams) -> list:
+def draw_layernorm_row(draw, params: LayerNormParams) -> list:
+    """One legal row for ``params`` (``layernorm_cases`` lists the kinds); the spec and kernel tests
+    draw their rows here too."""
     lo, hi = params.input_range()
     c = params.channels
     value = st.integers(lo, hi)

@@ -2,8 +2,8 @@
 
 Values are compared in their storage dtype (exact); differences are taken in int64 when the type
 is at most 62 bits wide and as Python ints otherwise, and only on the elements that differ. A
-value is shown in decimal and in two's complement hex at the type's width rounded up to whole
-nibbles (``int22`` -> 6 digits), as the ``.hex`` files write it.
+divergence is described by ``intref.mismatch`` (decimal, two's complement hex at the type's width
+in whole nibbles, differing bits), as ``intref.testing.assert_bit_exact`` describes one.
 """
 
 from __future__ import annotations
@@ -14,29 +14,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._checks import multi_index
 from ..errors import format_index
 from ..inttypes import IntType
-from ..golden.vectors import digits
-
-
-def to_hex(value: int, t: IntType) -> str:
-    """Two's complement hex of ``value`` at ``t``'s width in whole nibbles: ``0x`` + digits."""
-    width = digits(t)
-    return f"0x{value & ((1 << (4 * width)) - 1):0{width}x}"
-
-
-def bit_positions(mask: int) -> Tuple[int, ...]:
-    return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
-
-
-def describe_bits(positions) -> str:
-    """``bit 5`` / ``bits 0, 3`` / ``12 bits, 0..31``."""
-    positions = tuple(positions)
-    if len(positions) == 1:
-        return f"bit {positions[0]}"
-    if len(positions) <= 8:
-        return "bits " + ", ".join(map(str, positions))
-    return f"{len(positions)} bits, {positions[0]}..{positions[-1]}"
+from ..mismatch import bit_positions, describe_bits, differing_bits, to_hex
 
 
 def percent(part: int, whole: int) -> str:
@@ -65,21 +46,20 @@ class Divergence:
     @property
     def differing_bits(self) -> int:
         """The xor of both values' two's complement codes at the type's width."""
-        mask = (1 << self.type.bits) - 1
-        return (self.got ^ self.expected) & mask
+        return differing_bits(self.got, self.expected, self.type.bits)
 
     @property
     def expected_hex(self) -> str:
-        return to_hex(self.expected, self.type)
+        return to_hex(self.expected, self.type.bits)
 
     @property
     def got_hex(self) -> str:
-        return to_hex(self.got, self.type)
+        return to_hex(self.got, self.type.bits)
 
     def describe(self) -> str:
         bits = self.differing_bits
         return (f"at {format_index(self.index)}: expected {self.expected} ({self.expected_hex}), got {self.got} "
-                f"({self.got_hex}), differing bits {to_hex(bits, self.type)} ({describe_bits(bit_positions(bits))})")
+                f"({self.got_hex}), differing bits {to_hex(bits, self.type.bits)} ({describe_bits(bit_positions(bits))})")
 
 
 @dataclass(frozen=True)
@@ -127,6 +107,6 @@ def compare(expected: np.ndarray, got: np.ndarray, t: IntType, tolerance: int = 
     beyond = positions[np.asarray(magnitudes > tolerance, dtype=bool)]
     first = None
     if beyond.size:
-        index = tuple(int(i) for i in np.unravel_index(int(beyond[0]), expected.shape))
+        index = multi_index(beyond[0], expected.shape)
         first = Divergence(index, int(expected[index]), int(got[index]), t)
     return Comparison(int(expected.size), int(positions.size), int(beyond.size), int(magnitudes.max()), first)

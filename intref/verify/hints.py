@@ -20,37 +20,23 @@ In order, the first that holds is reported:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
+from .._checks import multi_index
 from ..errors import IntrefError, format_index
 from ..graph import Graph, Step
-from ..interpreter import fit
+from ..interpreter import run_node
 from ..inttypes import MAX_SHIFT, IntType
-from ..ops import REGISTRY
-from ..ops.base import Context
 from ..spec.rounding import ROUNDING_MODES
-from .compare import bit_positions, describe_bits, differences_at, differing_positions, percent
+from ..mismatch import bit_positions, describe_bits, is_exact_tie
+from .compare import differences_at, differing_positions, percent
 from .inputs import Dump
 
 REQUANT_OPS = ("Requantize", "ResidualAdd")
 HALF_DIALECTS = ("half_even", "half_up", "half_away")   # they differ from each other only at exact ties
 MAX_TIE_CHECKS = 1 << 16           # exact-tie checks run per element, in Python ints
-
-
-def rerun_node(graph: Graph, step: Step, inputs: Sequence[np.ndarray], overflow: str,
-               overrides: Optional[dict] = None) -> Tuple[np.ndarray, ...]:
-    """Run one node on ``inputs`` (optionally with some attributes replaced) and fit each output
-    to its declared type under ``overflow``, exactly as the interpreter does."""
-    prepared = step.prepared
-    if overrides:
-        prepared = REGISTRY[step.node.op].prepare(Context(step.node.name, graph.symbols), {**step.attrs, **overrides},
-                                                  tuple(graph.values[name] for name in step.node.inputs),
-                                                  tuple(info.type for info in step.node.outputs))
-    results = prepared.run(*inputs)
-    return tuple(fit(np.asarray(array), info.type, overflow, where=f"node {step.node.name!r} output {info.name!r}")
-                 for info, array in zip(step.node.outputs, results))
 
 
 @dataclass(frozen=True)
@@ -83,9 +69,9 @@ def hint(case: HintCase) -> str:
     return _statistics(case)
 
 
-def _reproduces(case: HintCase, overrides: Optional[dict] = None, overflow: Optional[str] = None) -> bool:
+def _reproduces(case: HintCase, attributes: Optional[dict] = None, overflow: Optional[str] = None) -> bool:
     try:
-        out = rerun_node(case.graph, case.step, case.inputs, overflow or case.overflow, overrides)[case.output]
+        out = run_node(case.graph, case.step, case.inputs, overflow or case.overflow, attributes=attributes)[case.output]
     except IntrefError:   # the alternative cannot run on these inputs: the hypothesis does not hold
         return False
     return out.shape == case.got.shape and bool(np.array_equal(out, case.got))
@@ -147,7 +133,7 @@ def _all_exact_ties(case: HintCase, positions: np.ndarray) -> bool:
         branches = [(np.broadcast_to(x, shape), attrs[f"multiplier_{side}"], attrs[f"shift_{side}"])
                     for x, side in zip(case.inputs, "ab")]
     for flat in positions:
-        index = np.unravel_index(int(flat), shape)
+        index = multi_index(flat, shape)
         if not any(_is_tie(int(x[index]), m, s, index[-1] if index else 0) for x, m, s in branches):
             return False
     return True
@@ -156,7 +142,7 @@ def _all_exact_ties(case: HintCase, positions: np.ndarray) -> bool:
 def _is_tie(x: int, multiplier, shift, channel: int) -> bool:
     m = int(multiplier[channel] if isinstance(multiplier, tuple) else multiplier)
     s = int(shift[channel] if isinstance(shift, tuple) else shift)
-    return s >= 1 and (x * m) % (1 << s) == 1 << (s - 1)
+    return is_exact_tie(x * m, s)
 
 
 def _overflow_policy(case: HintCase) -> Optional[str]:
@@ -238,7 +224,7 @@ def _single_bit_errors(case: HintCase) -> Optional[str]:
         return None
     bits = sorted({x.bit_length() - 1 for x in xors})
     if len(xors) == 1:
-        index = np.unravel_index(int(positions[0]), case.expected.shape)
+        index = multi_index(positions[0], case.expected.shape)
         return (f"one flipped bit: element {format_index(index)} differs only in {describe_bits(bits)}; "
                 f"every other element matches")
     return (f"single-bit errors: each of the {len(xors)} differing elements differs in exactly one bit "
@@ -249,7 +235,7 @@ def _statistics(case: HintCase) -> str:
     positions = differing_positions(case.expected, case.got)
     diffs = differences_at(case.expected, case.got, positions, case.type)
     if positions.size == 1:
-        index = np.unravel_index(int(positions[0]), case.expected.shape)
+        index = multi_index(positions[0], case.expected.shape)
         return f"no simple pattern: only element {format_index(index)} differs, by {int(diffs[0]):+d}"
     units = int(np.count_nonzero(np.abs(diffs) == 1))
     xor = 0

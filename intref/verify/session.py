@@ -34,13 +34,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .._checks import first_outside
 from ..bundle.load import graph_sha256, load
 from ..errors import IntrefError, format_index
 from ..golden.write import tensor_layout
 from ..graph import Graph
 from ..interpreter import run
 from .compare import compare
-from .hints import HintCase, hint, rerun_node
+from ..interpreter import run_node
+from .hints import HintCase, hint
 from .inputs import (DUMP_FORMATS, MANIFEST, Dump, DumpError, GoldenValues, Manifest, VerifyInputError,
                      canonical_sha256, read_golden_feed, read_manifest, read_tensor_file)
 from .report import (BAD_DUMP, FEEDS, NOT_A_DUMP, LOCALLY_CORRECT, LOCALLY_WRONG, MATCH, MISMATCH, NOT_DUMPED, NOT_ISOLATED,
@@ -428,7 +430,7 @@ class _Session:
             else:
                 inputs.append(self.golden.get(name))
         try:
-            rerun = rerun_node(self.graph, step, inputs, self.manifest.overflow)
+            rerun = run_node(self.graph, step, inputs, self.manifest.overflow)
         except IntrefError as exc:
             return Isolation(NOT_ISOLATED, f"the re-run on the hardware's inputs failed: {exc}")
         own = f"hardware inputs {', '.join(from_hw)}" if from_hw else "golden inputs (no input dumped)"
@@ -457,10 +459,9 @@ class _Session:
         info = self.graph.values[name]
         if not values.size:
             return ""
-        bad = (values < info.lo) | (values > info.hi)
-        if not bad.any():
+        index = first_outside(values, info.lo, info.hi)
+        if index is None:
             return ""
-        index = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape))
         return (f"hardware input {name!r} holds {int(values[index])} at {format_index(index)}, outside the range "
                 f"[{info.lo}, {info.hi}] the graph's analysis allows: the node cannot be re-run exactly")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import intref
+from intref._checks import first_index
 from intref.bundle import graph_sha256, load
 from intref.golden import canonical_bytes
 from intref.inttypes import IntType
@@ -61,7 +62,7 @@ def test_regenerated_golden_sets_are_byte_identical(regenerated):
 def first_difference(expected: np.ndarray, got: np.ndarray) -> str:
     if expected.shape != got.shape:
         return f"shape {list(got.shape)}, expected {list(expected.shape)}"
-    index = tuple(int(i) for i in np.argwhere(expected != got)[0])
+    index = first_index(expected != got)
     return f"first at {list(index)}: {int(got[index])}, expected {int(expected[index])}"
 
 

@@ -54,6 +54,18 @@ def _attention(b, x, width, heads, mask):
     return b.add("MergeHeads", [context], "int8", name="merge_heads")
 
 
+def add_token_group_branch(b, x, width):
+    """The ZeroQuant ops off an int32 value: TokenScale -> TokenQuantize -> GroupLinear (int4-packed,
+    two input groups) -> TokenRequantize with a bias. Returns the int8 output's name."""
+    t = b.add("TokenScale", [x], "int32", name="zq.scale")
+    q = b.add("TokenQuantize", [x, t], "int8", name="zq.q", attributes={"rounding": "half_up"})
+    w = b.tensor("zq.w", (np.arange(4 * width) % 16 - 8).astype(np.int8).reshape(4, width), "int4", layout="int4_packed")
+    m = b.tensor("zq.m", np.array([[1 << 31, 1 << 30]] * 4, np.uint32), "uint32")
+    acc = b.add("GroupLinear", [q, w, m], "int32", name="zq.acc", attributes={"group_size": width // 2, "shift": 31})
+    bias = b.tensor("zq.bias", np.arange(4, dtype=np.int32) - 2, "int32")
+    return b.add("TokenRequantize", [acc, t, bias], "int8", name="zq.y", attributes={"multiplier": 1 << 30, "shift": 40})
+
+
 def build_every_op_graph():
     """A one-layer encoder with a classifier head: every registered op, int4-packed and int22 tensors,
     per-channel attributes and scales, symbols, metadata."""
@@ -74,6 +86,7 @@ def build_every_op_graph():
     ln = prepare_layernorm(np.linspace(0.5, 1.5, width), np.linspace(-0.2, 0.2, width), input_bits=16)
     x = b.add("ILayerNorm", [x], "int32", name="ln0", attributes={"shift": ln.shift, "bias_int": list(ln.bias_int)},
               scale=list(ln.out_scale))
+    zq = add_token_group_branch(b, x, width)                      # the ZeroQuant ops, off the int32 LayerNorm
     mults, shifts = dyadic(np.full(width, 2.0 ** -24) * np.linspace(0.5, 1.0, width))
     x = b.add("Requantize", [x], "int8", name="ln0_q", attributes={
         "multiplier": [int(v) for v in mults], "shift": [int(v) for v in shifts], "rounding": "half_up"})
@@ -94,7 +107,9 @@ def build_every_op_graph():
     cls = b.add("Gather", [out], "int8", name="cls", attributes={"axis": 1, "index": 0})
     grid = b.add("Reshape", [cls], "int8", name="reshape", attributes={"shape": ["batch", 4, -1]})
     b.add("Transpose", [grid], "int8", name="transpose", attributes={"perm": [0, 2, 1]})
-    b.output("transpose", "softmax")
+    b.add("MaskedMeanPool", [out, mask], "int8", name="pooled")
+    b.add("RelativeBuckets", [ids], "int8", name="rel_buckets", attributes={"buckets": list(range(23))})
+    b.output("transpose", "softmax", "pooled", "rel_buckets", zq)
     return b.build(producer={"name": "tests/graph", "version": "1"},
                    metadata={"variant": "hf-faithful", "layers": 1, "notes": {"z": [1.5, None, True], "a": "é"}})
 
@@ -165,7 +180,7 @@ def test_round_trip_gives_the_same_graph_and_the_same_bits(graph, tmp_path, fmt)
         feeds = feeds_for(seed, batch, seq)
         expected = intref.run(graph, feeds)
         got = intref.run(loaded, feeds)
-        assert sorted(got) == sorted(expected) == ["softmax", "transpose"]
+        assert sorted(got) == sorted(expected) == ["pooled", "rel_buckets", "softmax", "transpose", "zq.y"]
         for name in expected:
             assert_identical(got[name], expected[name], context=f"{fmt} {name} seed {seed}")
 
@@ -183,7 +198,7 @@ def test_save_load_save_is_byte_identical(graph, tmp_path, fmt):
     assert files == bundle_files(second) == bundle_files(third)
     assert sorted(files) == ["graph.json"] + sorted(f"tensors/{n}.npy" for n in [
         "attention.qkv.weight", "embeddings.word", "embeddings_position", "ffn.fc1.bias", "ffn.fc1.weight",
-        "ffn.fc2.weight"])
+        "ffn.fc2.weight", "zq.bias", "zq.m", "zq.w"])
 
 
 def test_directory_and_zip_hold_the_same_files(graph, tmp_path):

@@ -421,7 +421,8 @@ def _add_input(doc):
 
 GRAPH_CASES = [
     (_set(("nodes", 2, "op"), "Softmax2"), UnknownOpError,
-     ["node 'fc_q': unknown op 'Softmax2'; known ops: Embedding, Gather, IGelu", "Requantize", "Transpose"]),
+     ["node 'fc_q': unknown op 'Softmax2'; known ops: Embedding, Gather, GroupLinear, IGelu", "Requantize",
+      "Transpose"]),
     (_set(("nodes", 1, "name"), "embed"), DuplicateNameError, ["node 'embed': two nodes are named 'embed'"]),
     (_set(("nodes", 1, "outputs", 0, "name"), "table"), DuplicateNameError, ["node 'table':", "'table' has the same "
                                                                              "name as a tensor"]),

@@ -30,6 +30,18 @@ from intref.quant import prepare_gelu, prepare_layernorm, prepare_softmax
 MEMORY_BOUND = 4 << 20
 
 
+def add_token_group_branch(b, x, width):
+    """The ZeroQuant ops off an int32 value: TokenScale -> TokenQuantize -> GroupLinear (int4-packed,
+    two input groups) -> TokenRequantize with a bias. Returns the int8 output's name."""
+    t = b.add("TokenScale", [x], "int32", name="zq.scale")
+    q = b.add("TokenQuantize", [x, t], "int8", name="zq.q", attributes={"rounding": "half_up"})
+    w = b.tensor("zq.w", (np.arange(4 * width) % 16 - 8).astype(np.int8).reshape(4, width), "int4", layout="int4_packed")
+    m = b.tensor("zq.m", np.array([[1 << 31, 1 << 30]] * 4, np.uint32), "uint32")
+    acc = b.add("GroupLinear", [q, w, m], "int32", name="zq.acc", attributes={"group_size": width // 2, "shift": 31})
+    bias = b.tensor("zq.bias", np.arange(4, dtype=np.int32) - 2, "int32")
+    return b.add("TokenRequantize", [acc, t, bias], "int8", name="zq.y", attributes={"multiplier": 1 << 30, "shift": 40})
+
+
 def fuzz_graph():
     """Every op, small tensors (plain int8, int22, int4-packed), symbols, per-channel attributes."""
     width = 4
@@ -44,6 +56,7 @@ def fuzz_graph():
         "multiplier_a": 1 << 30, "shift_a": 30, "multiplier_b": [1 << 30] * width, "shift_b": 31})
     ln = prepare_layernorm(np.ones(width), np.zeros(width), input_bits=16)
     x = b.add("ILayerNorm", [x], "int32", name="ln", attributes={"shift": ln.shift, "bias_int": list(ln.bias_int)})
+    zq = add_token_group_branch(b, x, width)
     x = b.add("Requantize", [x], "int8", name="ln_q", attributes={"multiplier": 1 << 30, "shift": 40},
               scale=[0.1] * width)
     w = b.tensor("w", (np.arange(3 * width * width) % 16 - 8).astype(np.int8).reshape(3 * width, width), "int4",
@@ -71,7 +84,9 @@ def fuzz_graph():
     cls = b.add("Gather", [act], "int64", name="cls", attributes={"axis": 1, "index": 0})
     grid = b.add("Reshape", [cls], "int64", name="grid", attributes={"shape": ["batch", 2, -1]})
     b.add("Transpose", [grid], "int64", name="out", attributes={"perm": [0, 2, 1]})
-    b.output("out")
+    b.add("MaskedMeanPool", [x, mask], "int8", name="pooled")
+    b.add("RelativeBuckets", [ids], "int8", name="rel", attributes={"buckets": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]})
+    b.output("out", "pooled", "rel", zq)
     return b.build(producer={"name": "fuzz"}, metadata={"variant": "fuzz"})
 
 
@@ -315,7 +330,8 @@ def test_the_fuzz_base_bundle_is_valid_in_both_containers():
         with tempfile.TemporaryDirectory() as folder:
             graph = intref.load(write_bundle(folder, BASE, fmt))
             assert {node.op for node in graph.nodes} == set(REGISTRY)
-            assert [t.layout for t in graph.tensors.values()] == ["plain", "plain", "int4_packed", "plain"]
+            assert [t.layout for t in graph.tensors.values()] == ["plain", "plain", "int4_packed", "plain", "plain",
+                                                                       "int4_packed", "plain"]
 
 
 # --- corrupted zip archives -------------------------------------------------------------------------------

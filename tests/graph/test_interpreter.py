@@ -251,6 +251,18 @@ def test_outputs_never_alias_feeds():
     assert int(feed.sum()) == sum(range(24))
 
 
+def add_token_group_branch(b, x, width):
+    """The ZeroQuant ops off an int32 value: TokenScale -> TokenQuantize -> GroupLinear (int4-packed,
+    two input groups) -> TokenRequantize with a bias. Returns the int8 output's name."""
+    t = b.add("TokenScale", [x], "int32", name="zq.scale")
+    q = b.add("TokenQuantize", [x, t], "int8", name="zq.q", attributes={"rounding": "half_up"})
+    w = b.tensor("zq.w", (np.arange(4 * width) % 16 - 8).astype(np.int8).reshape(4, width), "int4", layout="int4_packed")
+    m = b.tensor("zq.m", np.array([[1 << 31, 1 << 30]] * 4, np.uint32), "uint32")
+    acc = b.add("GroupLinear", [q, w, m], "int32", name="zq.acc", attributes={"group_size": width // 2, "shift": 31})
+    bias = b.tensor("zq.bias", np.arange(4, dtype=np.int32) - 2, "int32")
+    return b.add("TokenRequantize", [acc, t, bias], "int8", name="zq.y", attributes={"multiplier": 1 << 30, "shift": 40})
+
+
 def encoder_graph(rng):
     """A tiny encoder layer that uses every registered op once or more."""
     b = GraphBuilder("encoder", symbols={"batch": 2, "seq": 6})
@@ -269,6 +281,7 @@ def encoder_graph(rng):
     pos_e = b.add("Embedding", [pos, weights("pos_table", (8, 8))], "int8", name="pos_embed")
     emb = b.add("ResidualAdd", [word, pos_e], "int8", name="emb", attributes=UNIT)
     ln = b.add("ILayerNorm", [emb], "int32", name="ln", attributes={"bias_int": [0, 1, -1, 2, -2, 3, -3, 4]})
+    zq = add_token_group_branch(b, ln, 8)
     x = requant("ln8", ln, 54)
     q, k, v = (requant(f"{n}8", b.add("Linear", [x, weights(f"w{n}", (8, 8)), weights(f"b{n}", (8,), "int16")],
                                       "int32", name=n), 40) for n in "qkv")
@@ -291,7 +304,9 @@ def encoder_graph(rng):
     cls = b.add("Gather", [out], "int8", name="cls", attributes={"axis": 1, "index": 0})
     part = b.add("Slice", [cls], "int8", name="part", attributes={"axis": 1, "start": 2, "end": 6})
     square = b.add("Reshape", [part], "int8", name="square", attributes={"shape": ["batch", 2, 2]})
-    b.output(b.add("Transpose", [square], "int8", name="out", attributes={"perm": [0, 2, 1]}))
+    b.output(b.add("Transpose", [square], "int8", name="out", attributes={"perm": [0, 2, 1]}),
+             b.add("MaskedMeanPool", [x, keep], "int8", name="pooled"),
+             b.add("RelativeBuckets", [ids], "uint8", name="rel", attributes={"buckets": [3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7]}), zq)
     return b.build()
 
 

@@ -16,6 +16,7 @@ from intref.errors import DtypeError, RangeError, ShapeError
 from intref.kernels.gemm import PATHS, choose_path, matmul
 import intref.spec.gemm as spec
 from intref.testing import assert_identical
+from intref.testing.twins import assert_equals_spec, spec_matmul
 
 DTYPES = (np.int8, np.int16, np.int32, np.uint8, np.uint16)
 INT64_MAX = (1 << 63) - 1
@@ -25,26 +26,6 @@ def elements(dtype):
     info = np.iinfo(dtype)
     extremes = sorted({info.min, info.max, info.min + 1, info.max - 1, 0, 1} | ({-1} if info.min < 0 else set()))
     return st.one_of(st.sampled_from(extremes), st.integers(info.min, info.max))
-
-
-def spec_result(a, b):
-    """The spec on every matrix of the broadcast batch, as an object array of Python ints."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a_full = np.broadcast_to(a, batch + a.shape[-2:])
-    b_full = np.broadcast_to(b, batch + b.shape[-2:])
-    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=object)
-    for index in np.ndindex(*batch):
-        out[index] = _object_matrix(spec.matmul(a_full[index].tolist(), b_full[index].tolist(), n=b.shape[-1]),
-                                    a.shape[-2], b.shape[-1])
-    return out
-
-
-def _object_matrix(rows, m, n):
-    matrix = np.empty((m, n), dtype=object)
-    for i in range(m):
-        for j in range(n):
-            matrix[i, j] = rows[i][j]
-    return matrix
 
 
 def largest_product(a, b):
@@ -65,15 +46,14 @@ def check_every_path(a, b):
     a_before, b_before = a.copy(), b.copy()
     p, k = largest_product(a, b), a.shape[-1]
     if p * k <= INT64_MAX:
-        expected = spec_result(a, b)
+        expected = spec_matmul(a, b)
         assert_identical(np.matmul(a.astype(object), b.astype(object)), expected, context="object matmul vs spec",
                          check_dtype=False)
     for path in PATHS:
         if proven(path, p, k):
             got = matmul(a, b, path=path)
             assert got.dtype == np.int64, path
-            assert_identical(got.astype(object), expected, context=f"path={path} {a.dtype}@{b.dtype}",
-                             check_dtype=False)
+            assert_equals_spec(got, expected, context=f"path={path} {a.dtype}@{b.dtype}")
         else:
             with pytest.raises(RangeError):
                 matmul(a, b, path=path)

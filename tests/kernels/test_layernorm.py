@@ -14,21 +14,17 @@ from intref.inttypes import IntType
 from intref.kernels.layernorm import i_layernorm
 from intref.quant.layernorm import layernorm_error_bound, prepare_layernorm
 import intref.spec.layernorm as spec
-from intref.spec.layernorm import LayerNormParams, min_safe_shift
+from intref.spec.layernorm import LayerNormParams
+from intref.spec.layernorm_bounds import min_safe_shift
 from intref.testing import assert_identical
+from intref.testing.strategies_nonlinear import draw_layernorm_row
+from intref.testing.twins import assert_equals_spec, spec_layernorm
 
 
 def params(channels, *, shift=0, bits=8, bias=None):
     bias = (0,) * channels if bias is None else tuple(bias)
     return LayerNormParams(channels=channels, shift=shift, bias_int=bias, input_bits=bits,
                            out_scale=(1.0,) * channels)
-
-
-def spec_rows(q, p):
-    """The spec applied row by row (the reference the kernel must equal)."""
-    flat = np.asarray(q, dtype=np.int64).reshape(-1, p.channels)
-    out = np.array([spec.i_layernorm([int(v) for v in row], p) for row in flat], dtype=np.int64)
-    return out.reshape(np.shape(q))
 
 
 # ---------------------------------------------------------------- kernel == spec (hypothesis)
@@ -39,28 +35,10 @@ def cases(draw):
     channels = draw(st.integers(1, min(12, 1 << (64 - bits))))    # the row sum must fit int64
     safe = min_safe_shift(channels, bits)
     shift = draw(st.one_of(st.integers(safe, safe + 4), st.integers(safe, 62)))
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     bias = draw(st.lists(st.integers(-(1 << 61), 1 << 61), min_size=channels, max_size=channels))
     p = params(channels, shift=shift, bits=bits, bias=bias)
     lead = draw(st.lists(st.integers(0, 3), min_size=0, max_size=3))
-    value = st.integers(lo, hi)
-    rows = []
-    for _ in range(int(np.prod(lead, dtype=np.int64))):
-        kind = draw(st.sampled_from(["random", "constant", "min", "max", "alternating", "outlier", "near"]))
-        if kind == "random":
-            row = draw(st.lists(value, min_size=channels, max_size=channels))
-        elif kind in ("constant", "min", "max"):
-            row = [{"constant": draw(value), "min": lo, "max": hi}[kind]] * channels
-        elif kind == "alternating":
-            first = draw(st.booleans())
-            row = [lo if (i % 2 == 0) == first else hi for i in range(channels)]
-        elif kind == "outlier":
-            row = [draw(value)] * channels
-            row[draw(st.integers(0, channels - 1))] = draw(st.sampled_from([lo, hi]))
-        else:
-            base = draw(value)
-            row = [min(max(base + draw(st.integers(-3, 3)), lo), hi) for _ in range(channels)]
-        rows.append(row)
+    rows = [draw_layernorm_row(draw, p) for _ in range(int(np.prod(lead, dtype=np.int64)))]
     dtype = draw(st.sampled_from([IntType(bits).storage, np.dtype(np.int64)]))
     q = np.array(rows, dtype=np.int64).reshape(tuple(lead) + (channels,)).astype(dtype)
     return p, q
@@ -71,7 +49,8 @@ def test_kernel_equals_spec(case):
     p, q = case
     before = q.copy()
     got = i_layernorm(q, p)
-    assert_identical(got, spec_rows(q, p), context=f"C={p.channels} bits={p.input_bits} shift={p.shift}")
+    assert got.dtype == np.int64
+    assert_equals_spec(got, spec_layernorm(q, p), context=f"C={p.channels} bits={p.input_bits} shift={p.shift}")
     assert_identical(q, before, context="input not modified")
     lo, hi = p.output_range()
     assert got.size == 0 or (lo <= got.min() and got.max() <= hi)
@@ -81,7 +60,7 @@ def test_kernel_equals_spec(case):
 def test_every_integer_dtype_gives_the_same_int64_result(dtype):
     p = params(5, bits=33, shift=min_safe_shift(5, 33))
     q = np.array([[0, 1, 7, 100, 127], [3, 3, 3, 3, 3]])
-    assert_identical(i_layernorm(q.astype(dtype), p), spec_rows(q, p))
+    assert_equals_spec(i_layernorm(q.astype(dtype), p), spec_layernorm(q, p))
 
 
 def test_widest_inputs_stay_exact():
@@ -92,7 +71,7 @@ def test_widest_inputs_stay_exact():
         lo, hi = p.input_range()
         rows = np.array([[lo, hi] * (channels // 2), [hi, lo] * (channels // 2), [lo] * channels,
                          [hi] + [lo] * (channels - 1), [lo] + [hi] * (channels - 1)], dtype=np.int64)
-        assert_identical(i_layernorm(rows, p), spec_rows(rows, p), context=f"int{bits} C={channels}")
+        assert_equals_spec(i_layernorm(rows, p), spec_layernorm(rows, p), context=f"int{bits} C={channels}")
 
 
 # ---------------------------------------------------------------- exhaustive small domains
@@ -101,14 +80,14 @@ def test_every_int8_row_of_two_channels():
     q = np.array(list(itertools.product(range(-128, 128), repeat=2)), dtype=np.int8)   # 65536 rows
     for shift in (0, 3, 7):
         p = params(2, shift=shift, bits=8, bias=(5, -5))
-        assert_identical(i_layernorm(q, p), spec_rows(q, p), context=f"shift={shift}")
+        assert_equals_spec(i_layernorm(q, p), spec_layernorm(q, p), context=f"shift={shift}")
 
 
 def test_every_int5_row_of_three_channels():
     q = np.array(list(itertools.product(range(-16, 16), repeat=3)), dtype=np.int8)     # 32768 rows
     for shift in (0, 2):
         p = params(3, shift=shift, bits=5)
-        assert_identical(i_layernorm(q, p), spec_rows(q, p), context=f"shift={shift}")
+        assert_equals_spec(i_layernorm(q, p), spec_layernorm(q, p), context=f"shift={shift}")
 
 
 def test_every_int16_perturbation_of_a_fixed_row():
@@ -117,7 +96,7 @@ def test_every_int16_perturbation_of_a_fixed_row():
     for position in (0, 3):
         q = np.repeat(base[None, :], 1 << 16, axis=0)
         q[:, position] = np.arange(-(1 << 15), 1 << 15)
-        assert_identical(i_layernorm(q, p), spec_rows(q, p), context=f"position {position}")
+        assert_equals_spec(i_layernorm(q, p), spec_layernorm(q, p), context=f"position {position}")
 
 
 # ---------------------------------------------------------------- edge cases and shapes
@@ -199,7 +178,7 @@ def test_rows_outside_the_bound_still_stay_in_range():
     q = np.array([[0] * 16, [1] + [0] * 15, [7] + [0] * 15, [-1] + [0] * 15], dtype=np.int16)
     assert np.isinf(layernorm_error_bound(q, p)).all()                      # T <= E: not covered
     result = i_layernorm(q, p)
-    assert_identical(result, spec_rows(q, p))
+    assert_equals_spec(result, spec_layernorm(q, p))
     assert_identical(result[:3], np.zeros((3, 16), dtype=np.int64))        # var 0 after the shift
 
 

@@ -168,3 +168,39 @@ def test_position_ids_rejections_and_overflow():
     narrow = position_graph("arange", start=120, out_type="int8")     # positions up to 135 > 127
     assert narrow.may_overflow == ("pos",)
     assert position_graph("arange", start=111, out_type="int8").may_overflow == ()
+
+
+# --- RelativeBuckets --------------------------------------------------------------------------------
+
+def buckets_graph(buckets, *, out_type="int32", seq=16):
+    b = GraphBuilder("rel", symbols={"batch": 4, "seq": seq})
+    ids = b.input("ids", "int32", ["batch", "seq"])
+    b.output(b.add("RelativeBuckets", [ids], out_type, name="rel", attributes={"buckets": buckets}))
+    return b.build()
+
+
+@given(st.integers(1, 16), st.integers(0, 2**32 - 1))
+def test_relative_buckets_index_by_key_minus_query(seq, seed):
+    buckets = np.random.default_rng(seed).integers(0, 40, size=31).tolist()      # distances -15 .. 15
+    out = intref.run(buckets_graph(buckets), {"ids": np.zeros((2, seq), np.int32)})["rel"]
+    expected = [[buckets[j - i + 15] for j in range(seq)] for i in range(seq)]
+    assert_identical(out, np.array(expected, np.int32).reshape(seq, seq), context="RelativeBuckets")
+
+
+def test_relative_buckets_match_mpnet_bucketing():
+    from intref.models.float_encoder import relative_buckets
+    table = relative_buckets(16)
+    out = intref.run(buckets_graph([int(v) for v in table]), {"ids": np.zeros((1, 16), np.int32)})["rel"]
+    assert out[0, 0] == 0 and out[0, 1] == 16 + 1 and out[1, 0] == 1      # key after the query: upper half
+    assert graph_shape(buckets_graph([0] * 31)) == ("seq", "seq")
+
+
+def graph_shape(graph):
+    return graph.values["rel"].shape
+
+
+def test_relative_buckets_rejections():
+    raises(ShapeMismatchError, lambda: buckets_graph([0] * 30), node="rel")           # even length
+    raises(ShapeMismatchError, lambda: buckets_graph([0] * 29), node="rel")           # covers seq 15 < 16
+    raises(TypeMismatchError, lambda: buckets_graph([0] * 30 + [300], out_type="int8"), node="rel")
+    raises(AttributeError_, lambda: buckets_graph([-1] * 31), node="rel")

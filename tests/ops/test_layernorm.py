@@ -10,7 +10,8 @@ from intref.build import GraphBuilder
 from intref.errors import AttributeError_, GraphError, RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from intref.inttypes import IntType
 from intref.kernels import i_layernorm
-from intref.spec.layernorm import LayerNormParams, min_safe_shift
+from intref.spec.layernorm import LayerNormParams
+from intref.spec.layernorm_bounds import min_safe_shift
 from intref.testing import assert_graph_error as raises
 from intref.testing import assert_identical
 

@@ -17,7 +17,8 @@ from intref.quant.layernorm import (
 )
 import intref.spec.layernorm as spec
 from intref.inttypes import INT64_MAX
-from intref.spec.layernorm import LayerNormParams, variance_bound
+from intref.spec.layernorm import LayerNormParams
+from intref.spec.layernorm_bounds import variance_bound
 from intref.testing import assert_identical
 
 

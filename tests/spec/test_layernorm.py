@@ -11,14 +11,9 @@ from hypothesis import strategies as st
 
 from intref.errors import DtypeError, RangeError, ShapeError
 from intref.inttypes import INT64_MAX
-from intref.spec.layernorm import (
-    LayerNormParams,
-    i_layernorm,
-    layernorm_steps,
-    min_safe_shift,
-    normalized_range,
-    variance_bound,
-)
+from intref.spec.layernorm import LayerNormParams, i_layernorm, layernorm_steps
+from intref.testing.strategies_nonlinear import draw_layernorm_row
+from intref.spec.layernorm_bounds import min_safe_shift, normalized_range, variance_bound
 
 
 def params(channels, *, shift=0, bits=8, bias=None):
@@ -91,21 +86,7 @@ def cases(draw):
     shift = min_safe_shift(channels, bits) + draw(st.integers(0, 6))
     bias = draw(st.lists(st.integers(-(1 << 40), 1 << 40), min_size=channels, max_size=channels))
     p = params(channels, shift=shift, bits=bits, bias=bias)
-    lo, hi = p.input_range()
-    value = st.integers(lo, hi)
-    kind = draw(st.sampled_from(["random", "constant", "extremes", "outlier", "near"]))
-    if kind == "random":
-        row = draw(st.lists(value, min_size=channels, max_size=channels))
-    elif kind == "constant":
-        row = [draw(value)] * channels
-    elif kind == "extremes":
-        row = draw(st.lists(st.sampled_from([lo, hi]), min_size=channels, max_size=channels))
-    elif kind == "outlier":
-        row = [draw(value)] * channels
-        row[draw(st.integers(0, channels - 1))] = draw(st.sampled_from([lo, hi]))
-    else:
-        base = draw(value)
-        row = [min(max(base + draw(st.integers(-2, 2)), lo), hi) for _ in range(channels)]
+    row = draw_layernorm_row(draw, p)
     return p, row
 
 

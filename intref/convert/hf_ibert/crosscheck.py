@@ -36,7 +36,7 @@ import numpy as np
 
 from ...graph import Graph
 from ...interpreter import run
-from ...verify.hints import rerun_node
+from ...interpreter import run_node
 from .artifacts import Explanation, explain, propagate_labels
 from .capture import capture, ordered_points, patched_reference
 from .report import END_TO_END, ISOLATED, CrosscheckReport, NodeStats
@@ -148,7 +148,7 @@ def _isolated_values(graph: Graph, names: Dict[str, str], ints: Dict[str, np.nda
     for point, value in names.items():
         step, k = producers[value]
         inputs = [trace[n] if n in trace else graph.tensors[n].data for n in step.node.inputs]
-        results[point] = rerun_node(graph, step, inputs, "check")[k].astype(np.int64)
+        results[point] = run_node(graph, step, inputs, "check")[k].astype(np.int64)
     return results
 
 

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..._checks import multi_index
 from ...errors import format_index
 from ...inttypes import IntType
 from ...verify.compare import compare
@@ -50,8 +51,7 @@ class NodeStats:
         self.mismatches += result.mismatches
         self.max_abs = max(self.max_abs, result.max_abs_difference)
         if result.first is not None and self.first is None:
-            flat = np.flatnonzero(where.ravel())[result.first.index[0]]
-            index = tuple(int(i) for i in np.unravel_index(flat, where.shape))
+            index = multi_index(np.flatnonzero(where.ravel())[result.first.index[0]], where.shape)
             self.first = (f"batch {batch} at {format_index(index)}: reference {result.first.expected}, "
                           f"intref {result.first.got} ({labels[index] or 'no label'})")
         keys, counts = np.unique(labels[where & (reference != got)].astype(str), return_counts=True)

@@ -1,0 +1,215 @@
+"""ZeroQuant's fine-grained schemes for ``intref convert ptq`` (issue 12): weight bits per layer kind,
+weight groups, token-wise activations. One hook into the encoder wiring, ``emit_linear``.
+
+    --weights w8|w4|w4/8      w4/8: int4 for the feed-forward Linears, int8 for attention (Q/K/V, out)
+    --group-size N | --groups N, --group-axis in|out
+                              in:  one scale per N inputs of a row (GroupLinear, ``--groups`` = K / N)
+                              out: ZeroQuant's N row groups (``--group-size`` = rows per group); a
+                                   per-channel scale, so a plain Linear runs it
+                              neither: one scale per output row
+    --act static|token        token: every Linear input is kept at 16 bits (same calibrated range),
+                              quantized per token to int8 at run time (TokenScale, TokenQuantize),
+                              and the accumulator is brought back by TokenRequantize
+    --table-bits 8|4          4: the word-embedding table in int4 with one scale per row (per token),
+                              applied after the lookup by TokenRequantize (``emit_int4_table``)
+
+Token mode, per Linear with 16-bit input ``x`` at scale ``s16`` and weight unit ``u[n]`` (the row scale,
+or GroupLinear's common ``C[n] / 2**f``): ``t = TokenScale(x)``, ``q = TokenQuantize(x, t)`` (int8),
+``acc = GEMM(q)`` in units of ``t * s16 * u[n]``, then ``y = TokenRequantize(acc, t, 1, e) + bias`` with
+``e = 8`` (int8 weights) or ``4`` (int4): an int32 accumulator in units of ``2**e * s16 * u[n]``, the
+unit an int8 input times int8 weights would have, which the I-BERT wiring downstream (its int32
+GELU, residual, requantize) was derived for: int4 weights' coarser scale (max / 7) alone would leave
+the GELU input 16x coarser. Static GroupLinear gets the same ``8 - bits`` fraction bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ...quant.groupwise import prepare_group_linear, quantize_input_groups, quantize_row_groups
+from ...quant.symmetric import quantize_symmetric
+
+WEIGHTS = ("w8", "w4", "w4/8")
+ACTS = ("static", "token")
+TOKEN_INPUT_BITS = 16        # the static width of a Linear input in token mode
+TOKEN_BITS = 8               # the per-token quantized width
+TOKEN_SHIFT = 8              # y = round(acc * t / 2**8): back to the int8-range accumulator scale
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One ``intref convert ptq`` weight/activation scheme (module docstring)."""
+
+    weights: str = "w8"
+    group_size: Optional[int] = None
+    groups: Optional[int] = None
+    group_axis: str = "in"
+    act: str = "static"
+    table_bits: int = 8
+
+    def __post_init__(self):
+        if self.weights not in WEIGHTS or self.act not in ACTS or self.group_axis not in ("in", "out"):
+            raise ValueError(f"scheme: weights {self.weights!r} (one of {WEIGHTS}), act {self.act!r} (one of {ACTS}), "
+                             f"group_axis {self.group_axis!r} (in or out)")
+        if self.table_bits not in (4, 8):
+            raise ValueError(f"scheme: table_bits {self.table_bits!r} is not 4 or 8")
+        if self.group_size is not None and self.groups is not None:
+            raise ValueError("scheme: give --group-size or --groups, not both")
+        for value in (self.group_size, self.groups):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"scheme: group size/count {value!r} must be an int >= 1")
+
+    @property
+    def is_default(self) -> bool:
+        return self == Scheme()
+
+    def bits(self, name: str) -> int:
+        """Weight bits of the Linear ``name`` (``layer3.ffn.linear1`` is a feed-forward layer)."""
+        ffn = ".ffn." in name
+        return {"w8": 8, "w4": 4, "w4/8": 4 if ffn else 8}[self.weights]
+
+    def group(self, n_out: int, k: int) -> Optional[int]:
+        """Inputs per group (axis in) or rows per group (axis out) for an ``[n_out, k]`` weight; None:
+        one scale per row. An axis shorter than ``group_size`` is one group; a size that does not
+        divide the axis is an error naming it."""
+        length = k if self.group_axis == "in" else n_out
+        if self.group_size is None and self.groups is None:
+            return None
+        size = min(self.group_size, length) if self.group_size is not None else length // self.groups
+        if size < 1 or length % size:                  # a row shorter than the group size is one group
+            raise ValueError(f"scheme: groups of {size} do not divide the {self.group_axis}put axis of length {length}")
+        return size
+
+    def describe(self) -> str:
+        grouping = "per channel" if self.group_size is None and self.groups is None else (
+            f"{self.group_axis}-groups " + (f"of {self.group_size}" if self.group_size else f"x{self.groups}"))
+        return f"{self.weights} {grouping}, act {self.act}" + (", int4 word table" if self.table_bits == 4 else "")
+
+
+# the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes")
+W48_DEFAULTS = dict(group_size=64, group_axis="in", act="token", table_bits=8)
+
+
+def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
+                        group_axis: Optional[str] = None, act: Optional[str] = None,
+                        table_bits: Optional[int] = None) -> Scheme:
+    """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``."""
+    defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static",
+                                                             table_bits=8)
+    no_groups = group_size is None and groups is None
+    return Scheme(weights=weights, group_size=defaults["group_size"] if no_groups else group_size,
+                  groups=None if no_groups else groups, group_axis=group_axis or defaults["group_axis"],
+                  act=act or defaults["act"], table_bits=table_bits or defaults["table_bits"])
+
+
+def add_arguments(parser) -> None:
+    """The scheme options of ``intref convert ptq``."""
+    parser.add_argument("--weights", choices=WEIGHTS, default="w8",
+                        help="ptq: weight bits; w4/8 = int4 feed-forward, int8 attention (default %(default)s)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--group-size", type=int, metavar="N", help="ptq: weights per group (inputs or rows)")
+    group.add_argument("--groups", type=int, metavar="N", help="ptq: groups per row (in) or per matrix (out)")
+    parser.add_argument("--group-axis", choices=("in", "out"),
+                        help="ptq: groups along the input dimension or of output rows (default in)")
+    parser.add_argument("--act", choices=ACTS, help="ptq: activation quantization (default static; token for w4/8)")
+    parser.add_argument("--table-bits", type=int, choices=(8, 4),
+                        help="ptq: word-embedding table bits; 4: int4 with one scale per row (default 8)")
+
+
+def options_from_args(args) -> dict:
+    """``build_ptq``'s scheme keyword arguments from parsed command-line options."""
+    return dict(weights=args.weights, group_size=args.group_size, groups=args.groups, group_axis=args.group_axis,
+                act=args.act, table_bits=args.table_bits)
+
+
+def token_scales(point_scales: dict, layers: int) -> dict:
+    """Token mode: every point that feeds a Linear keeps its calibrated range at 16 bits."""
+    ratio = ((1 << (TOKEN_BITS - 1)) - 1) / ((1 << (TOKEN_INPUT_BITS - 1)) - 1)
+    out = dict(point_scales)
+    points = ["emb.out"] + [f"layer{i}.{p}" for i in range(layers) for p in
+                            ("context", "attn.out", "ffn.in", "gelu.out", "ffn.mid")]
+    points += [f"layer{i}.out" for i in range(layers - 1)]
+    for point in points:
+        out[point] = point_scales[point] * ratio
+    return out
+
+
+def apply(scheme: Scheme, point_scales: dict, wiring, layers: int):
+    """``(point_scales, wiring)`` for ``scheme``: the default scheme changes nothing (int8 per-channel
+    Linears as before); any other installs ``emit_linear``, and token mode widens the Linear inputs."""
+    if scheme.is_default:
+        return point_scales, wiring
+    token = scheme.act == "token"
+    wiring = dataclasses.replace(wiring, act_bits=TOKEN_INPUT_BITS if token else wiring.act_bits,
+                                 linear_hook=lambda enc, *args: emit_linear(enc, scheme, *args),
+                                 table_hook=emit_int4_table if scheme.table_bits == 4 else None)
+    return (token_scales(point_scales, layers) if token else point_scales), wiring
+
+
+def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias: np.ndarray, name: str):
+    """Add the nodes of one Linear under ``scheme`` to ``enc.b``; return ``(acc, acc_scale[N])``: an int32
+    accumulator and its real per-channel scale, as ``intref.models.ibert``'s plain Linear does."""
+    b = enc.b
+    bits = scheme.bits(name)
+    n_out, k = weight.shape
+    size = scheme.group(n_out, k)
+    token = scheme.act == "token"
+    if token:
+        t = b.add("TokenScale", [x], "int32", name=f"{name}.token_scale", attributes={"bits": TOKEN_BITS})
+        x = b.add("TokenQuantize", [x, t], f"int{TOKEN_BITS}", name=f"{name}.token_q", attributes={"bits": TOKEN_BITS})
+    x_max = (1 << (TOKEN_BITS - 1)) - 1 if token else 1 << 7          # |q| <= 127; a static int8 input: 128
+    weight_type = "int4" if bits == 4 else "int8"
+    layout = "int4_packed" if bits == 4 else "plain"
+    if size is not None and scheme.group_axis == "in":
+        w_int, w_scale = quantize_input_groups(weight, bits, size)
+        # the unit of an int8 per-channel accumulator: int4 weights (scale ~ max / 7) get 8 - 4 fraction bits
+        params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0 if token else 8 - bits)
+        unit = params.out_scale                                   # C[n] / 2**f, per unit of x
+        inputs = [x, b.tensor(f"{name}.weight", w_int, weight_type, layout=layout),
+                  b.tensor(f"{name}.multiplier", params.multiplier.astype(np.uint32), "uint32")]
+        gemm = ("GroupLinear", {"group_size": size, "shift": params.shift})
+    else:
+        if size is not None:
+            w_int, w_scale = quantize_row_groups(weight, bits, n_out // size)
+        else:
+            w_int, w_scale = quantize_symmetric(weight, bits, axis=0, clamp="narrow")
+        unit = w_scale.reshape(-1)
+        inputs = [x, b.tensor(f"{name}.weight", w_int, weight_type, layout=layout, scale=unit, scale_axis=0)]
+        gemm = ("Linear", {})
+    if not token:
+        acc_scale = unit * x_scale
+        inputs.append(b.tensor(f"{name}.bias", enc.d.bias(bias, acc_scale), "int32", scale=acc_scale))
+        return b.add(gemm[0], inputs, "int32", name=name, attributes=gemm[1], scale=acc_scale), acc_scale
+    acc = b.add(gemm[0], inputs, "int32", name=f"{name}.token_acc", attributes=gemm[1])
+    shift = TOKEN_SHIFT - (8 - bits)    # int4 weights: a 16x finer unit, that of an int8 accumulator
+    acc_scale = unit * x_scale * (1 << shift)
+    bias_int = b.tensor(f"{name}.bias", enc.d.bias(bias, acc_scale), "int32", scale=acc_scale)
+    out = b.add("TokenRequantize", [acc, t, bias_int], "int32", name=name, scale=acc_scale,
+                attributes={"multiplier": 1, "shift": shift})
+    return out, acc_scale
+
+
+ROW_MANTISSA_BITS = 14       # a word-table row's scale relative to the largest: m_row / 2**14, int16
+
+
+def emit_int4_table(enc, ids, table: np.ndarray, name: str):
+    """An int4 word table with one scale per row (per token): ``e = Embedding(ids, q4)``, the row's
+    mantissa ``r = Embedding(ids, m_row)`` (``[V, 1]`` int16, ``m_row = round(S_v / S_max * 2**14)`` in
+    ``[1, 2**14]``), then ``TokenRequantize(e, r)``: ``round(e * r * M / 2**s)`` int8 at ``S_max * 7 / 127``,
+    the row's real scale ``S_max * m_row / 2**14`` applied with integers. Returns ``(value, scale)``."""
+    b = enc.b
+    q, scale = quantize_symmetric(np.asarray(table, np.float64), 4, axis=0, clamp="narrow")   # scale [V, 1]
+    s_max = float(scale.max())
+    rows = np.clip(np.rint(scale / s_max * (1 << ROW_MANTISSA_BITS)), 1, 1 << ROW_MANTISSA_BITS).astype(np.int16)
+    e = b.add("Embedding", [ids, b.tensor(f"{name}.table", q, "int4", layout="int4_packed")], "int4",
+              name=f"{name}.q4")
+    r = b.add("Embedding", [ids, b.tensor(f"{name}.row_scale", rows, "int16")], "int16", name=f"{name}.row")
+    s_out = s_max * 7 / 127
+    multiplier, shift = enc.d.ratio(s_max / (1 << ROW_MANTISSA_BITS) / s_out)
+    out = b.add("TokenRequantize", [e, r], "int8", name=name, scale=s_out,
+                attributes={"multiplier": int(multiplier), "shift": int(shift)})
+    return out, s_out

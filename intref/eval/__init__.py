@@ -1,0 +1,1 @@
+"""Accuracy evaluation on real text: datasets, a NumPy logistic-regression probe, metrics."""

