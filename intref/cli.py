@@ -142,10 +142,11 @@ def _selected_nothing(args, written) -> list:
 
 
 def _verify(args) -> int:
+    from .verify.progress import for_terminal
     from .verify.session import verify
     report = verify(args.golden_dir, args.hw_dir, formats=args.format.split(","), tolerance=args.tolerance,
-                    isolate=args.isolate, bundle=args.bundle)
-    print(report.to_text(), end="")
+                    isolate=args.isolate, bundle=args.bundle, only=args.only, rederive=not args.no_rederive,
+                    stream=sys.stdout, progress=for_terminal(sys.stderr, args.quiet))
     if args.junit:
         report.to_junit(args.junit)
     return report.exit_code
@@ -265,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isolate", action="store_true", help="re-run each node on the hardware's own inputs")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one testcase per node)")
     p.add_argument("--bundle", metavar="PATH", help="the bundle, when not the manifest's own")
+    p.add_argument("--only", action="append", metavar="GLOB",
+                   help="verify only the tensors matching GLOB (repeatable); else every tensor of the set must be dumped")
+    p.add_argument("--no-rederive", action="store_true",
+                   help="trust the golden values by their manifest sha256 instead of re-running the bundle on the feeds")
+    p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint; "

@@ -145,8 +145,11 @@ def synthesize(yosys: str, module: str, parameters=None) -> str:
 
 
 def verify(golden: Path, hw: Path, out_dir: Path):
-    """``intref verify golden hw --format hex --junit``; returns (exit code, report text)."""
-    done = intref_cli("verify", golden, hw, "--format", "hex", "--junit", out_dir / "verify.xml",
+    """``intref verify golden hw --format hex --only OUTPUT ... --junit``: the testbenches dump the
+    graph outputs, so those are the subset asked for; returns (exit code, report text)."""
+    tensors = json.loads((golden / "manifest.json").read_text())["tensors"]
+    only = [arg for name, t in tensors.items() if t["role"] == "graph_output" for arg in ("--only", name)]
+    done = intref_cli("verify", golden, hw, "--format", "hex", *only, "--junit", out_dir / "verify.xml",
                       check_codes=(0, 1, 2))
     (out_dir / "verify.txt").write_text(done.stdout + done.stderr)
     return done.returncode, done.stdout + done.stderr

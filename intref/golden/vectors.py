@@ -109,23 +109,28 @@ def decode_text(text: str, t: IntType, shape, layout: Layout = Layout(), *, sour
             raise VectorFormatError(f"{where}: line {number}: {line[:40]!r} is not {width * layout.lanes} hex digits")
         fields = [int(line[i:i + width], 16) for i in range(0, len(line), width)]
         codes.extend(fields[::-1] if layout.lane_order == "lsb_first" else fields)
+    if any(codes[size:]):
+        lane = size + next(i for i, c in enumerate(codes[size:]) if c)
+        raise VectorFormatError(f"{where}: line {lines[-1][0]}: padding lane {lane % layout.lanes} of the last word "
+                                f"is {codes[lane]:#x}; lanes past the last element must be 0")
     values = _from_codes(np.array(codes[:size], dtype=np.uint64), t, 4 * width, where)
-    out = np.empty(size, dtype=np.int64)
+    out = np.empty(size, dtype=t.storage)
     out[element_order(tuple(shape), layout)] = values
-    return out.reshape(shape).astype(t.storage)
+    return out.reshape(shape)
 
 
 def _from_codes(codes: np.ndarray, t: IntType, width_bits: int, where: str) -> np.ndarray:
-    """Codes of ``width_bits`` bits back to values; the padding bits above the type must be the
-    sign extension (signed) or zero (unsigned), else the value is outside the type."""
-    if t.signed:
-        values = np.where(codes >= np.uint64(1 << (width_bits - 1)),
-                          codes.astype(np.int64) - np.int64(1 << width_bits) if width_bits < 64 else codes.astype(np.int64),
-                          codes.astype(np.int64))
-    else:
-        values = codes.astype(np.int64)
+    """Codes of ``width_bits`` bits back to values in ``t``'s storage dtype; the padding bits
+    above the type must be the sign extension (signed) or zero (unsigned), else the value is
+    outside the type. Unsigned codes stay unsigned (uint64 values >= 2**63 are legal)."""
+    if not t.signed:
+        _require_in_type(codes, t, where)
+        return codes.astype(t.storage)
+    values = np.where(codes >= np.uint64(1 << (width_bits - 1)),
+                      codes.astype(np.int64) - np.int64(1 << width_bits) if width_bits < 64 else codes.astype(np.int64),
+                      codes.astype(np.int64))
     _require_in_type(values, t, where)
-    return values
+    return values.astype(t.storage)
 
 
 def _require_in_type(values: np.ndarray, t: IntType, where: str) -> None:
@@ -149,19 +154,21 @@ def decode_bin(data: bytes, t: IntType, shape, layout: Layout = Layout(), *, sou
         expected = (size + 1) // 2
         if len(data) != expected:
             raise VectorFormatError(f"{where}: {len(data)} bytes, expected {expected} (int4 packed, {size} elements)")
-        raw = np.frombuffer(data, dtype=np.uint8)
-        codes = split_nibbles(raw)[:size].astype(np.uint64)
-        values = _from_codes(codes, t, 4, where)
+        nibbles = split_nibbles(np.frombuffer(data, dtype=np.uint8))
+        if nibbles[size:].any():
+            raise VectorFormatError(f"{where}: byte {expected - 1}: the padding nibble (high nibble of the last "
+                                    f"byte) is {int(nibbles[size]):#x}; it must be 0")
+        values = _from_codes(nibbles[:size].astype(np.uint64), t, 4, where)
     else:
         itemsize = t.storage.itemsize
         if len(data) != size * itemsize:
             raise VectorFormatError(f"{where}: {len(data)} bytes, expected {size * itemsize} "
                                     f"({size} x {itemsize}-byte little-endian {t.storage})")
-        values = np.frombuffer(data, dtype=t.storage.newbyteorder("<")).astype(np.int64)
+        values = np.frombuffer(data, dtype=t.storage.newbyteorder("<")).astype(t.storage)
         _require_in_type(values, t, where)
-    out = np.empty(size, dtype=np.int64)
+    out = np.empty(size, dtype=t.storage)
     out[element_order(tuple(shape), layout)] = values
-    return out.reshape(shape).astype(t.storage)
+    return out.reshape(shape)
 
 
 def mem_header(name: str, t: IntType, shape, layout: Layout) -> str:

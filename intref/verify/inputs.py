@@ -29,7 +29,7 @@ from ..bundle.npy import PREFIX_MAX, parse_header
 from ..bundle.write import tensor_file_names
 from ..errors import BundleError, IntrefError, format_index
 from ..inttypes import OVERFLOW_MODES, IntType
-from ..golden.vectors import Layout, VectorFormatError, decode_bin, decode_text, digits
+from ..golden.vectors import MAX_LANES, Layout, VectorFormatError, decode_bin, decode_text, digits
 
 MANIFEST = "manifest.json"
 GOLDEN_FORMAT, GOLDEN_VERSION = "intref-golden", 1
@@ -90,6 +90,8 @@ class Manifest:
     layout: Layout
     nodes: Tuple[NodeEntry, ...]
     tensors: Mapping[str, TensorEntry]
+    feeds: Mapping[str, Tuple[str, str]] = None     # input name -> (file relative to the set, sha256 of its bytes)
+    constants: str = "include"
 
 
 # --- the manifest ------------------------------------------------------------------------------------
@@ -125,7 +127,24 @@ def read_manifest(golden_dir: str) -> Manifest:
     layout = _read_layout(check, check.get(document, "layout", dict, "layout"), "layout")
     tensors = _read_tensors(check, check.get(document, "tensors", dict, "tensors"), layout)
     nodes = _read_nodes(check, check.get(document, "nodes", list, "nodes"))
-    return Manifest(path, str(graph.get("name", "")), sha, bundle, overflow, layout, nodes, tensors)
+    constants = document.get("constants", "include")
+    check.require(constants in ("include", "exclude", "only"), "constants", "must be include, exclude or only")
+    feeds = _read_feeds(check, check.get(document, "feeds", dict, "feeds"))
+    return Manifest(path, str(graph.get("name", "")), sha, bundle, overflow, layout, nodes, tensors, feeds,
+                    constants)
+
+
+def _read_feeds(check: "_FieldCheck", data: dict) -> Mapping[str, Tuple[str, str]]:
+    feeds = {}
+    for name, entry in data.items():
+        field = f"feeds[{name!r}]"
+        rel = check.get(entry, "file", str, f"{field}.file")
+        check.require(rel.endswith(".npy") and _is_safe_relative(rel), f"{field}.file",
+                      f"{rel!r} is not a relative path ending in .npy inside the golden set")
+        sha = check.get(entry, "sha256", str, f"{field}.sha256")
+        check.require(bool(_SHA256.match(sha)), f"{field}.sha256", "must be 64 lowercase hex digits")
+        feeds[name] = (rel, sha)
+    return feeds
 
 
 class _FieldCheck:
@@ -148,7 +167,8 @@ class _FieldCheck:
 def _read_layout(check: _FieldCheck, data, field: str) -> Layout:
     check.require(isinstance(data, dict), field, "must be an object")
     lanes, order, tile = data.get("lanes", 1), data.get("lane_order", "lsb_first"), data.get("tile")
-    check.require(type(lanes) is int and lanes >= 1, f"{field}.lanes", "must be an int >= 1")
+    check.require(type(lanes) is int and 1 <= lanes <= MAX_LANES, f"{field}.lanes",
+                  f"must be an int from 1 to {MAX_LANES}, got {lanes!r}")
     check.require(order in ("lsb_first", "msb_first"), f"{field}.lane_order", "must be 'lsb_first' or 'msb_first'")
     check.require(tile is None or (isinstance(tile, list) and len(tile) == 2 and all(type(t) is int and t >= 1
                                                                                        for t in tile)),
@@ -385,3 +405,32 @@ class GoldenValues:
                                    f"the golden value was modified", path=path)
         values.setflags(write=False)
         return values
+
+
+def read_golden_feed(golden_dir: str, manifest: Manifest, name: str, t: IntType) -> np.ndarray:
+    """The feed ``name`` the golden set was run on: its file's bytes checked against the manifest's
+    sha256, then decoded as a ``.npy`` of ``t`` in the shape its header declares."""
+    rel, sha = manifest.feeds[name]
+    path = os.path.join(golden_dir, *rel.split("/"))
+    try:
+        with open(path, "rb") as stream:
+            prefix = stream.read(PREFIX_MAX)
+            digest = hashlib.sha256(prefix)
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        header = parse_header(prefix, path)
+    except OSError as exc:
+        raise VerifyInputError(f"golden feed cannot be read: {exc.strerror or exc}", path=path) from None
+    except BundleError as exc:
+        raise VerifyInputError(f"golden feed: {exc}") from None
+    if digest.hexdigest() != sha:
+        raise VerifyInputError(f"sha256 {digest.hexdigest()} does not match {MANIFEST} feeds[{name!r}].sha256 "
+                               f"{sha}: the feed was modified", path=path)
+    if int(np.prod(header.shape, dtype=object)) > MAX_ELEMENTS:
+        raise VerifyInputError(f"shape {list(header.shape)}: too many elements", path=path)
+    try:
+        values = read_tensor_file(path, "npy", t, header.shape, Layout()).values
+    except DumpError as exc:
+        raise VerifyInputError(f"golden feed: {exc}") from None
+    values.setflags(write=False)
+    return values

@@ -20,8 +20,8 @@ from intref.inttypes import IntType
 from intref.kernels import requantize
 from intref.models.demo import token_batch
 from intref.golden.vectors import Layout, encode_bin, encode_text
-from intref.verify import verify
-from intref.verify.report import LOCALLY_CORRECT, MATCH, MISMATCH, NOT_DUMPED
+from intref.verify import VerifyInputError, verify
+from intref.verify.report import LOCALLY_CORRECT, MATCH, MISMATCH, NOT_DUMPED, NOT_SELECTED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "golden" / "demo-ibert.zip"
@@ -107,14 +107,17 @@ def test_lanes_and_tiles_are_read_per_tensor(tmp_path):
     write_golden(load(DEMO), {"input_ids": ids, "attention_mask": mask}, golden, formats=("hex", "bin", "mem"),
                  layout=Layout(lanes=4, lane_order="msb_first", tile=(4, 8)), nodes=["layer0.q*"],
                  bundle_path=os.path.relpath(DEMO, golden))
+    hw = tmp_path / "hw"
+    shutil.copytree(golden / "tensors", hw / "tensors")
     for fmt in ("hex", "bin", "mem"):
-        report = verify(golden, golden, formats=[fmt])
+        report = verify(golden, hw, formats=[fmt])
         assert (report.exit_code, report.counts["compared"], report.counts[MISMATCH]) == (0, 6, 0)   # emb.out, weight, bias, 3 outputs
 
 
-def test_golden_dir_verifies_against_itself(demo):
-    report = verify(demo[0], demo[0])
-    assert (report.exit_code, report.counts["compared"], report.unclaimed_files) == (0, len(demo[1]["tensors"]), ())
+def test_golden_dir_is_refused_as_a_dump(demo):
+    for hw in (demo[0], demo[0] / "tensors"):
+        with pytest.raises(VerifyInputError, match="is the golden set .* or a folder inside it"):
+            verify(demo[0], hw)
 
 
 def test_a_flat_dump_and_a_partial_dump_are_found(demo, tmp_path):
@@ -122,23 +125,27 @@ def test_a_flat_dump_and_a_partial_dump_are_found(demo, tmp_path):
     report = verify(demo[0], tmp_path)
     (result,) = [t for t in report.tensors if t.status != NOT_DUMPED]
     assert (result.name, result.status, result.file) == ("layer0.q", MATCH, "layer0.q.hex")
-    assert report.counts[NOT_DUMPED] == len(demo[1]["tensors"]) - 1 and report.exit_code == 0
+    assert report.counts[NOT_DUMPED] == len(demo[1]["tensors"]) - 1 and report.exit_code == 2   # not asked for
+    assert report.verdict == "NOT VERIFIED" and report.missing == tuple(n for n in demo[1]["tensors"] if n != "layer0.q")
+    subset = verify(demo[0], tmp_path, only=["layer0.q"])
+    assert (subset.exit_code, subset.counts["compared"], subset.counts[NOT_DUMPED]) == (0, 1, 0)
 
 
 def test_formats_restrict_and_order_the_search(demo, tmp_path):
     put(demo, tmp_path, "layer0.q", golden_value(demo, "layer0.q"), "hex")
     put(demo, tmp_path, "layer0.q", golden_value(demo, "layer0.q") + 1, "npy")
-    assert verify(demo[0], tmp_path).exit_code == 1                      # npy first: the wrong one
-    assert verify(demo[0], tmp_path, formats=["hex", "npy"]).exit_code == 0
-    assert verify(demo[0], tmp_path, formats="hex").exit_code == 0
+    assert verify(demo[0], tmp_path, only="layer0.q").exit_code == 1     # every format compared: npy is wrong
+    assert verify(demo[0], tmp_path, formats=["hex", "npy"], only="layer0.q").exit_code == 1
+    report = verify(demo[0], tmp_path, formats="hex", only="layer0.q")
+    assert report.exit_code == 0 and report.skipped_files == (("tensors/layer0.q.npy", "format npy not selected"),)
 
 
 def test_a_file_that_matches_no_tensor_is_noted(demo, tmp_path):
     put(demo, tmp_path, "layer0.q", golden_value(demo, "layer0.q"))
     (tmp_path / "tensors" / "layer0_q_typo.hex").write_text("00\n")
     report = verify(demo[0], tmp_path)
-    assert report.unclaimed_files == ("tensors/layer0_q_typo.hex",)
-    assert "match no tensor of the manifest: tensors/layer0_q_typo.hex" in report.to_text()
+    assert report.unclaimed_files == (("tensors/layer0_q_typo.hex", "matches no tensor of the manifest"),)
+    assert "  tensors/layer0_q_typo.hex: matches no tensor of the manifest" in report.to_text()
 
 
 # --- injected faults: right node, right index, right hint, exit 1 -------------------------------
@@ -321,7 +328,7 @@ def test_tolerance_accepts_differences_up_to_n(demo, tmp_path):
     off = golden.copy()
     off[0, 0, :3] += np.array([1, -1, 2], dtype=np.int32)
     put(demo, tmp_path, "layer0.q.linear", off)
-    strict, one, two = (verify(demo[0], tmp_path, tolerance=n) for n in (0, 1, 2))
+    strict, one, two = (verify(demo[0], tmp_path, tolerance=n, only="layer0.q.linear") for n in (0, 1, 2))
     assert (strict.exit_code, one.exit_code, two.exit_code) == (1, 1, 0)
     assert only_mismatch(strict).mismatches == 3
     t = only_mismatch(one)
@@ -341,18 +348,20 @@ def test_junit_has_one_testcase_per_node(demo, tmp_path):
     root = ET.parse(tmp_path / "verify.xml").getroot()
     (suite,) = root.findall("testsuite")
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [n["name"] for n in demo[1]["nodes"]]
+    assert [c.get("name") for c in cases] == ["feeds"] + [n["name"] for n in demo[1]["nodes"]] + ["dump completeness"]
     assert suite.get("tests") == str(len(cases))
     failed = {c.get("name"): c.find("failure") for c in cases if c.find("failure") is not None}
     errored = {c.get("name"): c.find("error") for c in cases if c.find("error") is not None}
-    assert list(failed) == ["layer0.scores"] and list(errored) == ["layer0.k"]
+    assert list(failed) == ["layer0.scores"] and list(errored) == ["layer0.k", "dump completeness"]   # a partial dump
     assert "[0, 1, 2, 3]" in failed["layer0.scores"].get("message")
     assert "one flipped bit" in failed["layer0.scores"].get("message")
     assert errored["layer0.k"].get("message").endswith("tensors/layer0.k.hex: 1 words, expected 1024 for shape "
                                                       "[2, 8, 64] (1 per line)")
     skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
-    assert len(skipped) == len(cases) - 4 and int(suite.get("skipped")) == len(skipped)
-    assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
+    assert len(skipped) == len(cases) - 5 and int(suite.get("skipped")) == len(skipped)   # + feeds (none dumped)
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "2")
+    assert (f"testcases: {len(cases)} (1 failure(s), 2 error(s), {len(skipped)} skipped), as in the JUnit report"
+            in report.to_text())
 
 
 def run_cli(*args):
@@ -369,7 +378,8 @@ def test_cli_exit_codes(demo, tmp_path):
     copy_golden(demo, broken, ["layer0.q"], "hex")
     path = broken / "tensors" / "layer0.q.hex"
     path.write_bytes(path.read_bytes()[:-3])                   # truncated
-    results = [run_cli(demo[0], hw, "--junit", tmp_path / f"{hw.name}.xml") for hw in (ok, flipped, broken)]
+    results = [run_cli(demo[0], hw, "--junit", tmp_path / f"{hw.name}.xml", "--only", "layer0.q",
+                       "--only", "layer0.scores") for hw in (ok, flipped, broken)]
     assert [r.returncode for r in results] == [0, 1, 2]
     assert all("Traceback" not in r.stdout + r.stderr for r in results)
     assert "result: MATCH (exit 0)" in results[0].stdout
@@ -381,7 +391,7 @@ def test_cli_exit_codes(demo, tmp_path):
 def test_cli_options(demo, tmp_path, capsys):
     golden = golden_value(demo, "layer0.q.linear")
     put(demo, tmp_path, "layer0.q.linear", golden + np.int32(1), "bin")
-    args = ["verify", str(demo[0]), str(tmp_path)]
+    args = ["verify", str(demo[0]), str(tmp_path), "--only", "layer0.q.linear"]
     assert cli_main(args) == 1
     assert cli_main(args + ["--tolerance", "1"]) == 0
     assert cli_main(args + ["--format", "hex,npy"]) == 2                # nothing dumped in those formats
@@ -402,13 +412,13 @@ def test_constants_written_without_files_come_from_the_bundle(tmp_path):
     hw = tmp_path / "hw"
     hw.mkdir()
     np.save(hw / "layer0.q.linear.weight.npy", weight)
-    report = verify(golden, hw)
-    (t,) = [t for t in report.tensors if t.status != NOT_DUMPED]
+    report = verify(golden, hw, only="layer0.q.linear.weight")
+    (t,) = [t for t in report.tensors if t.status not in (NOT_DUMPED, NOT_SELECTED)]
     assert (t.name, t.relation, t.status, report.exit_code) == ("layer0.q.linear.weight", "input", MATCH, 0)
     bad = weight.copy()
     bad[3, 4] ^= np.int8(2)
     np.save(hw / "layer0.q.linear.weight.npy", bad)
-    t = only_mismatch(verify(golden, hw))
+    t = only_mismatch(verify(golden, hw, only="layer0.q.linear.weight"))
     assert t.first.index == (3, 4) and t.hint.startswith("one flipped bit")
 
 
