@@ -52,7 +52,8 @@ def round_product_int64(x: np.ndarray, m: np.ndarray, s: np.ndarray, rounding: s
     q = np.right_shift(p, s)                              # floor(p / 2**s)
     if rounding == "floor":
         return q
-    r = np.bitwise_and(p, np.left_shift(np.int64(1), s) - 1, out=p)   # p mod 2**s, in place: 0 <= r < 2**s
+    in_place = p if p.shape == q.shape else None          # p may be narrower than q (per-channel s)
+    r = np.bitwise_and(p, np.left_shift(np.int64(1), s) - 1, out=in_place)   # p mod 2**s: 0 <= r < 2**s
     half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s, 1) - 1), np.int64(1))
     if rounding == "half_up":
         q += r >= half
