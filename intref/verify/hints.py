@@ -6,6 +6,8 @@ In order, the first that holds is reported:
    another of ``intref.spec.rounding.ROUNDING_MODES`` reproduces the dump exactly;
 2. overflow: re-running the node with ``overflow`` flipped (saturate <-> wrap; for other ops, the
    run's overflow policy flipped) reproduces the dump exactly;
+   shift off by one (Requantize / ResidualAdd): re-running with every shift (of one branch) one
+   larger or one smaller reproduces the dump exactly;
 3. byte order (.bin / .npy): the golden with the bytes of every word swapped equals the dump;
 4. transposed layout: the file read in the shape with its last two axes swapped, then
    transposed, equals the golden;
@@ -25,7 +27,7 @@ import numpy as np
 from ..errors import IntrefError, format_index
 from ..graph import Graph, Step
 from ..interpreter import fit
-from ..inttypes import IntType
+from ..inttypes import MAX_SHIFT, IntType
 from ..ops import REGISTRY
 from ..ops.base import Context
 from ..spec.rounding import ROUNDING_MODES
@@ -73,7 +75,7 @@ class HintCase:
 
 def hint(case: HintCase) -> str:
     """The first hypothesis that holds exactly, or the statistics."""
-    for test in (_rounding_or_overflow_attribute, _overflow_policy, _byte_swap, _transposed, _constant_offset,
+    for test in (_rounding_or_overflow_attribute, _shift_off_by_one, _overflow_policy, _byte_swap, _transposed, _constant_offset,
                  _narrow_wrap, _single_bit_errors):
         text = test(case)
         if text:
@@ -102,6 +104,21 @@ def _rounding_or_overflow_attribute(case: HintCase) -> Optional[str]:
         done = "wrapped (two's complement)" if other == "wrap" else "saturated"
         return (f"values {done} where the graph says overflow={policy}: re-running node {case.node!r} with "
                 f"overflow={other} reproduces the dump exactly")
+    return None
+
+
+def _shift_off_by_one(case: HintCase) -> Optional[str]:
+    if case.step is None or case.inputs is None or case.step.node.op not in REQUANT_OPS:
+        return None
+    for key in ("shift",) if case.step.node.op == "Requantize" else ("shift_a", "shift_b"):
+        said = case.step.attrs[key]
+        for delta in (1, -1):
+            moved = tuple(s + delta for s in said) if isinstance(said, tuple) else said + delta
+            if all(0 <= s <= MAX_SHIFT for s in (moved if isinstance(moved, tuple) else (moved,))) \
+                    and _reproduces(case, {key: moved}):
+                return (f"shift off by {delta:+d}: re-running node {case.node!r} with every {key} {delta:+d} "
+                        f"({key}={list(moved) if isinstance(moved, tuple) else moved}) reproduces the dump exactly "
+                        f"(the hardware divides by 2**({key}{delta:+d}))")
     return None
 
 

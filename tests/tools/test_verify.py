@@ -410,3 +410,16 @@ def test_constants_written_without_files_come_from_the_bundle(tmp_path):
     np.save(hw / "layer0.q.linear.weight.npy", bad)
     t = only_mismatch(verify(golden, hw))
     assert t.first.index == (3, 4) and t.hint.startswith("one flipped bit")
+
+
+@pytest.mark.parametrize("delta", [1, -1])
+def test_shift_off_by_one(ties, tmp_path, delta):
+    put(ties, tmp_path, "y", requantize(TIE_FEED, 1 << 30, 32 + delta, bits=8))
+    t = only_mismatch(verify(ties[0], tmp_path, bundle=ties[2]))
+    assert t.hint == (f"shift off by {delta:+d}: re-running node 'y' with every shift {delta:+d} (shift={32 + delta}) "
+                      f"reproduces the dump exactly (the hardware divides by 2**(shift{delta:+d}))")
+
+
+def test_a_shift_off_by_two_is_not_called_off_by_one(ties, tmp_path):
+    put(ties, tmp_path, "y", requantize(TIE_FEED, 1 << 30, 34, bits=8))
+    assert not only_mismatch(verify(ties[0], tmp_path, bundle=ties[2])).hint.startswith("shift off by")
