@@ -20,7 +20,11 @@ def _selfcheck(args) -> int:
 def _inspect(args) -> int:
     from .bundle.load import load
     from .inspect import describe
-    print(describe(load(args.bundle), source=args.bundle))
+    graph = load(args.bundle)
+    print(describe(graph, source=args.bundle))
+    if args.plan:
+        from .plan import format_plan
+        print("\n".join(format_plan(graph)))
     return 0
 
 
@@ -51,7 +55,12 @@ def _run(args) -> int:
     from .bundle.load import load
     from .interpreter import run
     graph = load(args.bundle)
-    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+    timings = [] if args.profile else None
+    results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose,
+                  profile=timings)
+    if timings is not None:
+        from .plan import format_profile
+        print("\n".join(format_profile(timings)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, array in results.items():
@@ -154,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="describe a bundle: inputs, outputs, ops, parameters, bit widths, variant")
     p.add_argument("bundle")
+    p.add_argument("--plan", action="store_true", help="also list every node's kernel path (the load-time plan)")
     p.set_defaults(func=_inspect)
 
     p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
@@ -163,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
+    p.add_argument("--profile", action="store_true", help="time per op type and per node, with each node's path")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("golden", help="write every node's inputs and outputs as golden vectors + manifest.json")
