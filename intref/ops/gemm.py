@@ -46,18 +46,23 @@ class Linear(Op):
         n_out, k = weight.shape
         if not same_dim(x.shape[-1], k):
             ctx.fail(ShapeMismatchError, f"input's last axis {x.shape[-1]} != weight's K = {k} (weight is [N, K])")
-        w = weight.data.astype(np.int64)
+        w = weight.data
         b = np.zeros(n_out, dtype=np.int64)
         if bias is not None:
             require_type(ctx.node, "bias", bias, signed=True, max_bits=32)
             if bias.data is None or bias.shape != (n_out,):
                 ctx.fail(ShapeMismatchError, f"bias {bias.name!r} must be a stored [{n_out}] tensor")
             b = bias.data.astype(np.int64)
-        if int(np.abs(w).max(initial=0)) * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
+        w_max = max(int(w.max()), -int(w.min()))
+        if w_max * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
             ctx.fail(RangeAnalysisError, "the accumulator's worst case could leave int64")
-        hi = (np.maximum(w * x.lo, w * x.hi).sum(axis=1) + b).max()   # exact per channel, then the widest
-        lo = (np.minimum(w * x.lo, w * x.hi).sum(axis=1) + b).min()
-        plan = _linear_plan(x, w, b)
+        # Exact per channel, then the widest: with x.lo <= x.hi, max(w * x.lo, w * x.hi) is w * x.hi for
+        # w > 0 and w * x.lo for w < 0, so the channel sums need only the positive and negative weight sums.
+        positive = np.maximum(w, 0).sum(axis=1, dtype=np.int64)
+        negative = np.minimum(w, 0).sum(axis=1, dtype=np.int64)
+        hi = (positive * x.hi + negative * x.lo + b).max()
+        lo = (positive * x.lo + negative * x.hi + b).min()
+        plan = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
         weight_t = plan.operand(weight.data).T                    # converted once, at load time
         bias_out = b.astype(plan.out_dtype) if bias is not None else None
 
@@ -71,15 +76,13 @@ class Linear(Op):
         return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k))
 
 
-def _linear_plan(x, w: np.ndarray, b: np.ndarray) -> GemmPlan:
+def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray) -> GemmPlan:
     """Plan from the input TYPE (which bounds every value the interpreter can pass, overrides
     included) and the exact stored weights: a partial sum of output channel n is at most
-    ``max|x| * sum_k |w[n, k]|``."""
+    ``max|x| * sum_k |w[n, k]|`` (``abs_row_sum`` is the largest such row sum)."""
     magnitude = type_magnitude(x.type.lo, x.type.hi)
-    abs_w = np.abs(w)
-    partial = magnitude * int(abs_w.sum(axis=1).max(initial=0))
-    return plan_gemm(magnitude * int(abs_w.max(initial=0)), partial, w.shape[1],
-                     partial + int(np.abs(b).max(initial=0)))
+    partial = magnitude * abs_row_sum
+    return plan_gemm(magnitude * w_max, partial, k, partial + int(np.abs(b).max(initial=0)))
 
 
 class MatMul(Op):

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.gemm_plan import type_magnitude
 from ..kernels.requant import add_requantized, requantize
+from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
 from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
@@ -46,7 +47,14 @@ def _channel_list(value, channels):
 
 def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
     """Exact range of ``round(x * m / 2**s)`` over ``x`` in ``[lo, hi]`` and every channel (the
-    rounding is monotone in ``x``, so the extremes come from the ends)."""
+    rounding is monotone in ``x``, so the extremes come from the ends). All channels at once by the
+    exact kernel; the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
+    if -(1 << 63) <= lo and hi < (1 << 63):
+        ends = mul_shift_round(np.array([[lo], [hi]], dtype=np.int64), np.array(multipliers, dtype=np.int64),
+                               np.array(shifts, dtype=np.int64), rounding)
+        if int(ends.magnitude.max()) < MAGNITUDE_CAP:
+            values = ends.value()
+            return int(values.min()), int(values.max())
     ends = [spec.rshift_round(x * m, s, rounding) for m, s in zip(multipliers, shifts) for x in (lo, hi)]
     return min(ends), max(ends)
 
