@@ -51,10 +51,16 @@ def feeds_for(batch: int, seq: int, vocab: int = 50265) -> dict:
     return {"input_ids": ids, "attention_mask": np.ones((batch, seq), dtype=np.int8)}
 
 
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark (VmHWM: unlike ru_maxrss, it restarts at exec, so a
+    child does not inherit its parent's peak)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def child(bundle: str) -> None:
     """Load and run once in a fresh process; print JSON: load seconds, run seconds, peak RSS."""
-    import resource
-
     from intref.bundle import load
     from intref.interpreter import run
     start = time.perf_counter()
@@ -64,7 +70,7 @@ def child(bundle: str) -> None:
     start = time.perf_counter()
     run(graph, feeds)
     run_s = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"load_s": load_s, "run_s": run_s, "peak_rss_mb": rss_mb}))
 
 
@@ -118,7 +124,7 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
     return rows
 
 
-def io_rows(graph, workdir: str) -> list:
+def io_rows(graph, bundle: str, workdir: str) -> list:
     from intref.golden.write import write_golden
     from intref.verify import verify
     golden = os.path.join(workdir, "golden")
@@ -128,7 +134,7 @@ def io_rows(graph, workdir: str) -> list:
     written = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files)
     npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files if f.endswith(".npy"))
     start = time.perf_counter()
-    report = verify(golden, golden, formats=("npy",))
+    report = verify(golden, golden, formats=("npy",), bundle=bundle)
     verify_s = time.perf_counter() - start
     return [f"golden dump (npy + bin, batch 1 x 128, every node): {written / 1e6:.0f} MB in {dump_s:.2f} s = "
             f"{written / 1e6 / dump_s:.0f} MB/s",
@@ -182,7 +188,7 @@ def main(args) -> None:
         figures = json.loads(out.strip().splitlines()[-1])
         print(f"intref alone (own process): bundle load {figures['load_s']:.2f} s, one run 1 x 128 "
               f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB")
-        print("\n".join(io_rows(graph, workdir)))
+        print("\n".join(io_rows(graph, bundle, workdir)))
     print("\n".join(gemm_rows(args.repeat)))
     print("\n".join(model_rows(model, float_model, graph, shapes, args.repeat)))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

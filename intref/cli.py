@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._version import __version__
 from .errors import IntrefError
+
+HF_INSTALL_HINT = "install the hf extra: pip install '.[hf]' from a checkout of intref"
 
 
 def _selfcheck(args) -> int:
@@ -29,10 +32,11 @@ def _inspect(args) -> int:
 
 
 def parse_feeds(items) -> dict:
-    """``NAME=FILE.npy`` pairs to arrays (``allow_pickle=False``); errors name the feed and file."""
-    import numpy as np
-
-    from .errors import FeedError
+    """``NAME=FILE.npy`` pairs to read-only, memory-mapped integer arrays (``bundle.npy.map_npy``: the
+    header and the file size are checked before anything is mapped; nothing is unpickled or copied).
+    Errors name the feed and its file."""
+    from .bundle.npy import map_npy
+    from .errors import BundleError, FeedError
     feeds = {}
     for item in items or ():
         name, sep, path = item.partition("=")
@@ -41,19 +45,37 @@ def parse_feeds(items) -> dict:
         if name in feeds:
             raise FeedError(f"--feed {name!r} given twice")
         try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FeedError(f"--feed {name}={path}: cannot read a .npy array: {exc}") from None
+            feeds[name] = map_npy(path)
+        except BundleError as exc:
+            raise FeedError(f"--feed {name}={exc}") from None
     return feeds
 
 
+def output_directory(path: str, force: bool, option: str = "--out") -> str:
+    """``path`` as a new or empty directory (created here); a non-empty one only with ``force``."""
+    import os
+
+    from .errors import IntrefError
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise IntrefError(f"{option} {path}: exists and is not a directory")
+    if os.path.isdir(path) and os.listdir(path) and not force:
+        raise IntrefError(f"{option} {path}: the directory is not empty (use --force to write into it)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise IntrefError(f"{option} {path}: cannot create the directory: {exc.strerror or exc}") from None
+    return path
+
+
 def _run(args) -> int:
-    from pathlib import Path
+    import os
 
     import numpy as np
 
     from .bundle.load import load
+    from .errors import IntrefError
     from .interpreter import run
+    out = output_directory(args.out, args.force)   # refused before a long run, not after it
     graph = load(args.bundle)
     timings = [] if args.profile else None
     results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose,
@@ -61,10 +83,12 @@ def _run(args) -> int:
     if timings is not None:
         from .plan import format_profile
         print("\n".join(format_profile(timings)))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for name, array in results.items():
-        np.save(out / f"{name}.npy", array, allow_pickle=False)
+        path = os.path.join(out, f"{name}.npy")
+        try:
+            np.save(path, array, allow_pickle=False)
+        except OSError as exc:
+            raise IntrefError(f"{path}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {len(results)} array(s) to {out}: {', '.join(sorted(results)) if len(results) <= 8 else ''}".rstrip(": "))
     return 0
 
@@ -87,16 +111,36 @@ def _golden(args) -> int:
 
     from .bundle.load import load
     from .golden.write import write_golden
+    from .progress import Progress
     graph = load(args.bundle)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bundle_path = os.path.relpath(os.path.abspath(args.bundle), os.path.abspath(args.out))
-    manifest = write_golden(graph, parse_feeds(args.feed), args.out, formats=formats, layout=_layout(args),
-                            nodes=args.nodes, overflow=args.overflow, bundle_path=bundle_path,
-                            constants=args.constants)
-    written = sum(1 for entry in manifest["tensors"].values() if entry["files"])
+    progress = Progress("golden", enabled=False if args.quiet else None)
+    try:
+        manifest = write_golden(graph, parse_feeds(args.feed), args.out, formats=formats, layout=_layout(args),
+                                nodes=args.nodes, overflow=args.overflow, bundle_path=bundle_path,
+                                constants=args.constants, progress=progress)
+    finally:
+        progress.close()
+    entries = manifest["tensors"].values()
+    written = sum(1 for entry in entries if entry["files"])
     print(f"wrote {written} of {len(manifest['tensors'])} tensors of {len(manifest['nodes'])} nodes "
           f"({', '.join(formats)}; constants: {args.constants}) to {args.out}")
+    for note in _selected_nothing(args, [entry for entry in entries if entry["files"]]):
+        print(f"intref golden: note: {note}", file=sys.stderr)
     return 0
+
+
+def _selected_nothing(args, written) -> list:
+    """Notes for layout options that applied to no written tensor (they were accepted, and did nothing)."""
+    notes = []
+    if args.tile and not any(entry["layout"]["tile"] for entry in written):
+        notes.append(f"--tile {args.tile} divides the last two axes of no written tensor: every tensor is row-major")
+    if args.int4_packed and not any(entry["layout"]["int4_packed"] for entry in written):
+        notes.append("--int4-packed: no written tensor has at most 4 bits: nothing is packed")
+    if args.lanes > 1 and not any(f in args.format for f in ("hex", "mem")):
+        notes.append(f"--lanes {args.lanes}: only .hex and .mem files have lanes, and none was asked for")
+    return notes
 
 
 def _verify(args) -> int:
@@ -116,7 +160,7 @@ def _convert(args) -> int:
         from .convert.hf_ibert.convert import convert_hf_ibert, load_hf_model
         model = load_hf_model(args.model_dir)
     except ImportError as exc:
-        print(f"intref convert: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
+        print(f"intref convert: error: {exc}; {HF_INSTALL_HINT}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
         print(f"intref convert: error: {args.model_dir}: {exc}", file=sys.stderr)
@@ -138,7 +182,7 @@ def _crosscheck(args) -> int:
         from .convert.hf_ibert.crosscheck import cli_main
         return cli_main(args.model_dir, args.text, fix_scales=args.fix_scales, batch=args.batch, max_seq=args.max_seq)
     except ImportError as exc:
-        print(f"intref crosscheck: error: {exc}; install the extra: pip install 'intref[hf]'", file=sys.stderr)
+        print(f"intref crosscheck: error: {exc}; {HF_INSTALL_HINT}", file=sys.stderr)
     except (OSError, ValueError) as exc:
         print(f"intref crosscheck: error: {exc}", file=sys.stderr)
     return 2
@@ -154,42 +198,55 @@ def _demo(args) -> int:
     return 0
 
 
+BUNDLE_HELP = "a bundle: a directory or a .zip holding graph.json and tensors/*.npy"
+FEED_HELP = "a graph input's values as an integer .npy file; one per graph input"
+OVERFLOW_HELP = "a value outside its declared type: raise (check, the default), clamp (saturate) or keep the low bits (wrap)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .golden.vectors import MAX_LANES
     parser = argparse.ArgumentParser(prog="intref", description="Bit-exact integer-only transformer golden model.")
+    parser.add_argument("--version", action="version", version=f"intref {__version__}",
+                        help="print intref's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("selfcheck", help="verify every kernel against its scalar spec on this machine")
-    p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--seed", type=int, default=2021, help="seed of the random inputs (default 2021)")
     p.set_defaults(func=_selfcheck)
 
     p = sub.add_parser("inspect", help="describe a bundle: inputs, outputs, ops, parameters, bit widths, variant")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=BUNDLE_HELP)
     p.add_argument("--plan", action="store_true", help="also list every node's kernel path (the load-time plan)")
     p.set_defaults(func=_inspect)
 
     p = sub.add_parser("run", help="run a bundle on .npy feeds and write its outputs as .npy")
-    p.add_argument("bundle")
-    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("bundle", help=BUNDLE_HELP)
+    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help=FEED_HELP)
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write NAME.npy per output (a new or "
+                                                               "empty directory)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
     p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
-    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
+    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check", help=OVERFLOW_HELP)
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
     p.add_argument("--profile", action="store_true", help="time per op type and per node, with each node's path")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("golden", help="write every node's inputs and outputs as golden vectors + manifest.json")
-    p.add_argument("bundle")
-    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help="one per graph input")
+    p.add_argument("bundle", help=BUNDLE_HELP)
+    p.add_argument("--feed", action="append", metavar="NAME=FILE.npy", help=FEED_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty directory")
     p.add_argument("--format", default="npy,hex,mem,bin", help="comma-separated: npy, hex, mem, bin")
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="only these nodes (glob patterns allowed)")
-    p.add_argument("--lanes", type=int, default=1, help="elements per hex/mem line (16 int8 = a 128-bit word)")
-    p.add_argument("--lane-order", choices=("lsb_first", "msb_first"), default="lsb_first")
+    p.add_argument("--lanes", type=int, default=1,
+                   help=f"elements per hex/mem line, 1 to {MAX_LANES} (16 int8 = a 128-bit word)")
+    p.add_argument("--lane-order", choices=("lsb_first", "msb_first"), default="lsb_first",
+                   help="lane 0 in the least (lsb_first) or most significant digits of a line")
     p.add_argument("--tile", metavar="MxN", help="write the last two axes in MxN tiles (tensors whose last two axes it divides)")
     p.add_argument("--int4-packed", action="store_true", help=".bin: two int4 values per byte, low nibble first")
-    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check")
+    p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check", help=OVERFLOW_HELP)
     p.add_argument("--constants", choices=("include", "exclude", "only"), default="include",
                    help="stored tensors: write them (include), list them without files (exclude), or write only "
                         "them, without a run or feeds (only)")
+    p.add_argument("--quiet", action="store_true", help="no progress line (shown only on a terminal anyway)")
     p.set_defaults(func=_golden)
 
     p = sub.add_parser("verify", help="compare a hardware dump with a golden set, node by node (exit 0/1/2)")
@@ -203,18 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("convert", help="import a model into a bundle (hf-ibert: a transformers I-BERT checkpoint)")
-    p.add_argument("source", choices=("hf-ibert",))
+    p.add_argument("source", choices=("hf-ibert",), help="the kind of model: hf-ibert (transformers I-BERT)")
     p.add_argument("model_dir", help="a directory holding config.json and the weights (no hub access)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help=".zip for a zip bundle, else a directory")
     p.add_argument("--fix-scales", action="store_true",
                    help="the intended per-layer scales instead of the reference's stale hidden-state scale")
-    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--max-batch", type=int, default=64, help="largest batch the bundle accepts (default 64)")
     p.add_argument("--max-seq", type=int, default=None, help="default: the model's longest position")
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("crosscheck", help="compare an imported model with its reference point by point and "
                                           "explain every difference (hf-ibert; exit 0/1/2)")
-    p.add_argument("source", choices=("hf-ibert",))
+    p.add_argument("source", choices=("hf-ibert",), help="the kind of model: hf-ibert (transformers I-BERT)")
     p.add_argument("model_dir", help="a directory holding config.json, the weights and a tokenizer (no hub access)")
     p.add_argument("--text", required=True, metavar="FILE", help="input texts, one per line")
     p.add_argument("--fix-scales", action="store_true",
@@ -239,7 +296,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except IntrefError as exc:
         print(f"intref {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:   # the file system refused (a full disk, a permission): the path, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"intref {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Every defect raises a specific ``GraphError`` subclass naming the node or value.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,8 +34,8 @@ from .inttypes import IntType
 from .ops import REGISTRY
 from .ops.base import Context, Prepared, Shape, Value
 
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$")
-SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
+SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,15 @@ class ValueInfo:
 @dataclass(frozen=True)
 class Tensor:
     """A stored constant. ``data`` holds its values in the type's storage dtype (read-only);
-    ``layout`` says how it is stored on disk (``plain`` or ``int4_packed``)."""
+    ``layout`` says how it is stored on disk (``plain`` or ``int4_packed``). ``source`` is set when
+    ``data`` maps a file that may still change (a directory bundle): an object whose ``check()``
+    raises if the file is no longer what was loaded (``intref.bundle.mapped.FileStamp``)."""
 
     name: str
     type: IntType
     data: np.ndarray
     layout: str = "plain"
+    source: Optional[object] = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -106,6 +110,14 @@ class Graph:
     def nodes(self) -> Tuple[Node, ...]:
         """The nodes in execution (topological) order."""
         return tuple(step.node for step in self.steps)
+
+    def check_storage(self) -> None:
+        """Raise ``TensorFileError`` if a memory-mapped tensor file changed since it was loaded (the
+        interpreter calls this before and after every run: a changed file never gives silently
+        different values, and a truncated one is reported before it is read)."""
+        for tensor in self.tensors.values():
+            if tensor.source is not None:
+                tensor.source.check()
 
 
 
@@ -171,12 +183,12 @@ def _prepare_node(node: Node, values, symbols):
 def _check_names(graph: Graph, nodes) -> None:
     seen = {}
     for symbol, size in graph.symbols.items():
-        if not isinstance(symbol, str) or not SYMBOL.match(symbol) or isinstance(size, bool) \
+        if not isinstance(symbol, str) or not SYMBOL.fullmatch(symbol) or isinstance(size, bool) \
                 or not isinstance(size, int) or not 1 <= size <= 1 << 31:
             raise SchemaError(f"symbol {symbol!r}: needs a legal name and a maximum size in 1..2**31, got {size!r}")
 
     def claim(name, what):
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise SchemaError(f"{what} name {name!r} is not a legal name (letters, digits, _ . : -; at most 200)")
         if name in seen:
             raise DuplicateNameError(f"{what} {name!r} has the same name as a {seen[name]}", node=name)
@@ -201,7 +213,7 @@ def _check_names(graph: Graph, nodes) -> None:
     for node in nodes:
         if node.name in node_names:
             raise DuplicateNameError(f"two nodes are named {node.name!r}", node=node.name)
-        if not isinstance(node.name, str) or not NAME.match(node.name):
+        if not isinstance(node.name, str) or not NAME.fullmatch(node.name):
             raise SchemaError(f"node name {node.name!r} is not a legal name")
         node_names.add(node.name)
         for info in node.outputs:
@@ -220,15 +232,28 @@ def _topological_order(graph: Graph, nodes) -> Tuple[Node, ...]:
         for name in node.inputs:
             if name not in available and name not in producer:
                 raise MissingValueError(f"input {name!r} is not a graph input, tensor or node output", node=node.name)
-    ordered, done, pending = [], set(available), list(nodes)
-    while pending:  # always the first ready node in file order: a legal file order is kept as it is
-        index = next((i for i, n in enumerate(pending) if all(name in done for name in n.inputs)), None)
-        if index is None:
-            raise CycleError(f"nodes form a cycle (e.g. through {pending[0].name!r}, which waits for "
-                             f"{[i for i in pending[0].inputs if i not in done]})", node=pending[0].name)
-        node = pending.pop(index)
+    # Kahn's algorithm with a heap of file positions: always the first ready node in file order (a legal
+    # file order is kept as it is), in O(nodes * log(nodes) + edges).
+    waiting = [{name for name in node.inputs if name not in available} for node in nodes]
+    readers = {}
+    for index, names in enumerate(waiting):
+        for name in names:
+            readers.setdefault(name, []).append(index)
+    ready = [index for index, names in enumerate(waiting) if not names]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        node = nodes[heapq.heappop(ready)]
         ordered.append(node)
-        done.update(info.name for info in node.outputs)
+        for info in node.outputs:
+            for index in readers.pop(info.name, ()):
+                waiting[index].discard(info.name)
+                if not waiting[index]:
+                    heapq.heappush(ready, index)
+    if len(ordered) < len(nodes):
+        stuck = next(index for index, names in enumerate(waiting) if names)
+        raise CycleError(f"nodes form a cycle (e.g. through {nodes[stuck].name!r}, which waits for "
+                         f"{[i for i in nodes[stuck].inputs if i in waiting[stuck]]})", node=nodes[stuck].name)
     return tuple(ordered)
 
 

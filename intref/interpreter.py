@@ -28,14 +28,16 @@ from .kernels.requant import fit_to_type
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
-        verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None, profile: list = None) -> dict:
+        verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None, progress=None,
+        profile: list = None) -> dict:
     """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value.
 
     ``overrides`` (node output name -> array) replaces a node's result by a given one before any
     later node reads it: "what does this node compute from the hardware's (or a reference's) own
     upstream values". Each override must have the value's shape and fit its declared type.
-    ``profile``: a list that receives one ``(step, seconds)`` per node, the op call and the fit
-    of its outputs (``intref.plan.format_profile`` prints it).
+    ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
+    after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
+    call and the fit of its outputs (``intref.plan.format_profile`` prints it).
     """
     if overflow not in OVERFLOW_MODES:
         raise IntrefError(f"overflow={overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
@@ -45,8 +47,9 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     if unknown:
         raise FeedError(f"overrides name no node output: {unknown[:5]}")
     values, bindings = check_feeds(graph, feeds)
+    graph.check_storage()
     values.update({name: t.data for name, t in graph.tensors.items()})
-    for step in graph.steps:
+    for number, step in enumerate(graph.steps, 1):
         start = perf_counter() if profile is not None else 0.0
         results = step.prepared.run(*(values[name] for name in step.node.inputs))
         for info, array in zip(step.node.outputs, results):
@@ -59,6 +62,9 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
         if profile is not None:
             profile.append((step, perf_counter() - start))
+        if progress is not None:
+            progress("run", number, len(graph.steps), step.node.name)
+    graph.check_storage()   # a file rewritten during the run: its values are not returned
     if trace:
         return {name: values[name] for name in values if name not in graph.tensors}
     return {name: values[name] for name in graph.outputs}

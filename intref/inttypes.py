@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import RangeError
 
-_NAME = re.compile(r"^(u?)int([0-9]{1,2})$")
+_NAME = re.compile(r"(u?)int([0-9]{1,2})")
 
 # The run-time limits, defined here once. Every kernel computes in int64: its intermediates stay in
 # [INT64_MIN, INT64_MAX], which the load-time range analysis proves per node.
@@ -46,7 +46,7 @@ class IntType:
     @classmethod
     def parse(cls, name: str) -> "IntType":
         """``IntType.parse("int22") == IntType(22, True)``; ``"uint9"`` is unsigned."""
-        match = _NAME.match(name) if isinstance(name, str) else None
+        match = _NAME.fullmatch(name) if isinstance(name, str) else None
         if match is None:
             raise RangeError(f"not an integer type name: {name!r} (expected int<bits> or uint<bits>)",
                              argument="type", value=name)

@@ -28,8 +28,9 @@ import zlib
 
 import numpy as np
 
-from .npy import (PREFIX_MAX, HashingSink, check_header, check_sha256, decode, expected_data_bytes,
+from .npy import (CHUNK, PREFIX_MAX, HashingSink, check_header, check_sha256, decode, expected_data_bytes,
                   file_array, parse_header, sha256_of_stream, write_npy)
+from .mapped import FileStamp
 from .jsonio import dumps_canonical, parse_json
 from .schema import FILE, check_quantization_shapes, parse_document
 from .write import graph_document, tensor_file_names
@@ -49,8 +50,10 @@ def load(path, *, verify_hashes: bool = True) -> Graph:
     bundle = _open_bundle(os.fspath(path))
     try:
         document = parse_document(parse_json(bundle.read_graph_json()))
-        tensors = [Tensor(entry.name, entry.type, bundle.read_tensor(entry, verify_hashes), entry.layout)
-                   for entry in document.tensors]
+        tensors = []
+        for entry in document.tensors:
+            data, source = bundle.read_tensor(entry, verify_hashes)
+            tensors.append(Tensor(entry.name, entry.type, data, entry.layout, source=source))
     finally:
         bundle.close()
     try:
@@ -186,8 +189,11 @@ class _DirectoryBundle:
         except OSError as exc:
             raise BundleFormatError(f"cannot be read: {exc}", path=FILE) from None
 
-    def read_tensor(self, entry, verify: bool) -> np.ndarray:
+    def read_tensor(self, entry, verify: bool):
+        """``(values, source)``: the values memory-mapped where they can be (``source`` is then the
+        file's ``FileStamp``, checked again before and after every run), else read (``source`` None)."""
         full, status = self._resolve(entry.file, TensorFileError)
+        stamp = FileStamp.of(full, entry.file, status)
         try:
             with open(full, "rb") as stream:
                 header = parse_header(stream.read(PREFIX_MAX), entry.file)
@@ -200,7 +206,10 @@ class _DirectoryBundle:
             raise TensorFileError(f"cannot be read: {exc}", path=entry.file) from None
         if array.shape != header.shape or array.dtype != header.dtype:
             raise TensorFileError("the file changed while being read", path=entry.file)
-        return decode(entry, array)
+        stamp.check("while the bundle was being loaded")   # what was hashed is what is mapped
+        values = decode(entry, array)
+        mapped = isinstance(array, np.memmap) and np.may_share_memory(values, array)
+        return values, (stamp if mapped else None)
 
 
 class _ZipBundle:
@@ -247,7 +256,7 @@ class _ZipBundle:
     def _read_exactly(self, stream, buffer: memoryview, error, name: str) -> None:
         done = 0
         while done < len(buffer):
-            count = stream.readinto(buffer[done:])
+            count = stream.readinto(buffer[done:done + CHUNK])   # bounded: zipfile reads into a temporary
             if not count:
                 raise error("the zip member ended early", path=name)
             done += count
@@ -280,6 +289,8 @@ class _ZipBundle:
             raise TensorFileError(f"the zip member declares {info.file_size} bytes; tensor {entry.name!r} needs "
                                   f"{data_bytes} bytes of data plus a .npy header", path=entry.file)
         self._check_member(info, TensorFileError, f"expected {data_bytes} + header")
+        if verify:   # stream-hash first: a member with a wrong sha256 is refused before its size is allocated
+            check_sha256(self._stream_sha256(info, entry), entry)
         buffer = bytearray(info.file_size)   # bounded: the declared shape's size, checked just above
         view = memoryview(buffer)
         try:
@@ -293,7 +304,21 @@ class _ZipBundle:
                     raise TensorFileError("the zip member is longer than it declares", path=entry.file)
         except _ZIP_ERRORS as exc:
             raise TensorFileError(f"cannot be read from the zip: {exc}", path=entry.file) from None
-        if verify:
+        if verify:   # the bytes kept are the bytes hashed, even if the zip changed between the two reads
             check_sha256(hashlib.sha256(buffer).hexdigest(), entry)
         array = np.frombuffer(buffer, dtype=header.dtype, count=math.prod(header.shape), offset=header.data_offset)
-        return decode(entry, array.reshape(header.shape))
+        return decode(entry, array.reshape(header.shape)), None
+
+    def _stream_sha256(self, info: zipfile.ZipInfo, entry) -> str:
+        """sha256 of the member's bytes, decompressed chunk by chunk (memory: one chunk); its .npy
+        header is checked on the way, so that a bad header is reported as such, not as a bad hash."""
+        try:
+            with self.archive.open(info) as stream:
+                prefix = stream.read(min(PREFIX_MAX, info.file_size))
+                check_header(parse_header(prefix, entry.file), entry, info.file_size)
+                digest = sha256_of_stream(stream, info.file_size - len(prefix), entry.file, start=prefix)
+                if stream.read(1):
+                    raise TensorFileError("the zip member is longer than it declares", path=entry.file)
+        except _ZIP_ERRORS as exc:
+            raise TensorFileError(f"cannot be read from the zip: {exc}", path=entry.file) from None
+        return digest

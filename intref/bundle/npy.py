@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
+import os
 import struct
 from dataclasses import dataclass
 from typing import Tuple
@@ -134,9 +135,9 @@ def check_sha256(digest: str, entry) -> None:
         raise TensorFileError(f"sha256 {digest} does not match graph.json's {entry.sha256}", path=entry.file)
 
 
-def sha256_of_stream(stream, size: int, file: str) -> str:
-    """sha256 of the next ``size`` bytes of ``stream``, read in bounded chunks."""
-    digest, left = hashlib.sha256(), size
+def sha256_of_stream(stream, size: int, file: str, *, start: bytes = b"") -> str:
+    """sha256 of ``start`` followed by the next ``size`` bytes of ``stream``, read in bounded chunks."""
+    digest, left = hashlib.sha256(start), size
     while left:
         chunk = stream.read(min(CHUNK, left))
         if not chunk:
@@ -144,6 +145,27 @@ def sha256_of_stream(stream, size: int, file: str) -> str:
         digest.update(chunk)
         left -= len(chunk)
     return digest.hexdigest()
+
+
+def map_npy(path: str) -> np.ndarray:
+    """A standalone integer ``.npy`` file (a feed), read-only and memory-mapped, never copied: the
+    header is parsed and the file's size checked against it before anything is mapped, so a header
+    that declares 10**12 elements over a short file is refused without allocating."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as stream:
+            header = parse_header(stream.read(PREFIX_MAX), path)
+    except OSError as exc:
+        raise TensorFileError(f"cannot be read: {exc.strerror or exc}", path=path) from None
+    if size != header.data_offset + header.data_bytes:
+        raise TensorFileError(f"the file has {size} bytes; header {header.data_offset} + data {header.data_bytes} "
+                              f"= {header.data_offset + header.data_bytes} expected (truncated or padded)", path=path)
+    if not header.data_bytes:
+        return np.zeros(header.shape, dtype=header.dtype)
+    try:
+        return np.memmap(path, dtype=header.dtype, mode="r", offset=header.data_offset, shape=header.shape)
+    except (OSError, ValueError) as exc:
+        raise TensorFileError(f"cannot be mapped: {exc}", path=path) from None
 
 
 def decode(entry, array: np.ndarray) -> np.ndarray:

@@ -25,10 +25,10 @@ FORMAT = "intref-graph"
 FORMAT_VERSION = 1
 TOP_REQUIRED = ("format", "format_version", "producer", "name", "symbols", "inputs", "outputs", "tensors", "nodes")
 TOP_OPTIONAL = ("quantization", "metadata")
-TENSOR_FILE = re.compile(r"^tensors/[A-Za-z0-9_.\-]+\.npy$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-OP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+TENSOR_FILE = re.compile(r"tensors/[A-Za-z0-9_.\-]+\.npy")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+OP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 LAYOUTS = ("plain", "int4_packed")
 MAX_RANK = 32
 MAX_DIM = 1 << 31
@@ -114,7 +114,7 @@ def _int(field: str, value, lo: int, hi: int) -> int:
 
 def _name(field: str, value) -> str:
     _expect(field, value, "str")
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         _fail(field, f"{value[:220]!r} is not a legal name (1..200 of A-Z a-z 0-9 _ . : -, not starting with . : -)")
     return value
 
@@ -206,7 +206,7 @@ def _producer(value) -> dict:
 def _symbols(value) -> dict:
     _expect("symbols", value, "object")
     for symbol, size in value.items():
-        if not SYMBOL.match(symbol):
+        if not SYMBOL.fullmatch(symbol):
             _fail(_at("symbols", symbol[:70]), "not a legal symbol name (A-Z a-z 0-9 _, not starting with a digit)")
         _int(_at("symbols", symbol), size, 1, MAX_DIM)
     return dict(value)
@@ -254,7 +254,7 @@ def _tensor(field: str, value) -> TensorEntry:
     shape = _shape(_at(field, "shape"), value["shape"], {}, allow_symbols=False)
     file = tensor_file(_at(field, "file"), value["file"])
     sha = _expect(_at(field, "sha256"), value["sha256"], "str")
-    if not SHA256_HEX.match(sha):
+    if not SHA256_HEX.fullmatch(sha):
         _fail(_at(field, "sha256"), "expected 64 lowercase hex digits")
     layout = _expect(_at(field, "layout"), value["layout"], "str")
     if layout not in LAYOUTS:
@@ -270,7 +270,7 @@ def tensor_file(field: str, value) -> str:
     parts = re.split(r"[/\\]", value)
     if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or ".." in parts or "\x00" in value:
         raise UnsafePathError(f"{value[:200]!r} would leave the bundle (absolute path or ..)", path=FILE, field=field)
-    if not TENSOR_FILE.match(value):
+    if not TENSOR_FILE.fullmatch(value):
         _fail(field, f"{value[:200]!r} does not match {TENSOR_FILE.pattern}")
     return value
 
@@ -279,7 +279,7 @@ def _node(field: str, value, symbols) -> Node:
     _fields(field, value, ("name", "op", "inputs", "outputs"), ("attributes",))
     name = _name(_at(field, "name"), value["name"])
     op = _expect(_at(field, "op"), value["op"], "str")
-    if not OP_NAME.match(op):
+    if not OP_NAME.fullmatch(op):
         _fail(_at(field, "op"), f"{op[:70]!r} is not a legal op name (a letter, then letters, digits, _)")
     where = _at(field, "inputs")
     inputs = tuple(_name(_at(where, i), v) for i, v in enumerate(_expect(where, value["inputs"], "list")))
@@ -306,7 +306,7 @@ def _attributes(field: str, value, op: str) -> dict:
     parsed = {}
     for key, item in value.items():
         where = _at(field, key)
-        if not ATTRIBUTE_NAME.match(key):
+        if not ATTRIBUTE_NAME.fullmatch(key):
             _fail(where, "not a legal attribute name (A-Z a-z 0-9 _, not starting with a digit)")
         parsed[key] = _attribute_value(where, item)
         if key in schema:

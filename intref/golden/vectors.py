@@ -32,6 +32,9 @@ from ..bundle.int4 import pack_nibbles, split_nibbles
 from ..inttypes import IntType
 
 
+MAX_LANES = 1 << 12     # elements per text line: a 4096-lane bus (262144 bits at 64 bits a lane)
+
+
 class VectorFormatError(IntrefError):
     """A hardware dump (hex, mem, bin or npy) cannot be decoded into the declared tensor."""
 

@@ -53,7 +53,7 @@ from ..errors import IntrefError
 from ..graph import Graph
 from ..interpreter import run
 from ..inttypes import OVERFLOW_MODES, IntType
-from .vectors import Layout, encode_bin, encode_text, mem_header
+from .vectors import MAX_LANES, Layout, encode_bin, encode_text, mem_header
 
 GOLDEN_FORMAT, GOLDEN_VERSION = "intref-golden", 1
 FORMATS = ("npy", "hex", "mem", "bin")
@@ -99,8 +99,8 @@ def check_options(formats, layout: Layout, constants: str, feeds, overflow: str 
         raise GoldenError(f"overflow={overflow!r}: choose from {', '.join(OVERFLOW_MODES)}")
     if constants == "only" and feeds:
         raise GoldenError("constants='only' writes the stored tensors without running the graph: give no feeds")
-    if isinstance(layout.lanes, bool) or not isinstance(layout.lanes, int) or layout.lanes < 1:
-        raise GoldenError(f"lanes={layout.lanes!r}: must be a whole number >= 1")
+    if isinstance(layout.lanes, bool) or not isinstance(layout.lanes, int) or not 1 <= layout.lanes <= MAX_LANES:
+        raise GoldenError(f"lanes={layout.lanes!r}: must be a whole number from 1 to {MAX_LANES}")
     if layout.lane_order not in LANE_ORDERS:
         raise GoldenError(f"lane_order={layout.lane_order!r}: choose from {', '.join(LANE_ORDERS)}")
     if layout.tile is not None and (len(layout.tile) != 2 or not all(
@@ -145,10 +145,12 @@ def tensor_roles(graph: Graph, nodes) -> dict:
 def write_golden(graph: Graph, feeds: Optional[Mapping[str, np.ndarray]], out_dir, *, formats=FORMATS,
                  layout: Layout = Layout(), nodes=None, overflow: str = "check",
                  bundle_path: Optional[str] = None, constants: str = "include",
-                 metadata: Optional[dict] = None) -> dict:
+                 metadata: Optional[dict] = None, progress=None) -> dict:
     """Run ``graph`` on ``feeds`` and write the golden set to ``out_dir`` (new or empty); return
     the manifest. ``constants``: include | exclude | only (module docstring); ``metadata``: a
-    JSON-ready dict stored as the manifest's ``metadata``."""
+    JSON-ready dict stored as the manifest's ``metadata``; ``progress`` (``intref.progress.Progress``)
+    hears each node run, each tensor encoded and each file written."""
+    progress = progress or (lambda *args, **kwargs: None)
     formats = check_options(formats, layout, constants, feeds, overflow)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
@@ -158,14 +160,16 @@ def write_golden(graph: Graph, feeds: Optional[Mapping[str, np.ndarray]], out_di
     stems = {name: path[:-len(".npy")] for name, path in tensor_file_names(list(roles)).items()}
     values = {name: t.data for name, t in graph.tensors.items()}
     if constants == "only":
+        graph.check_storage()   # the constants are read below without a run (which would check)
         roles = {name: info for name, info in roles.items() if info["role"] == "constant"}
         feeds = {}
     else:
-        values.update(run(graph, feeds, overflow=overflow, trace=True))
+        values.update(run(graph, feeds, overflow=overflow, trace=True, progress=progress))
     writes, tensors = {}, {}
-    for name, info in roles.items():
+    for number, (name, info) in enumerate(roles.items(), 1):
         written = () if constants == "exclude" and info["role"] == "constant" else formats
         tensors[name] = _tensor_entry(graph, name, info, np.asarray(values[name]), stems[name], written, layout, writes)
+        progress("encode", number, len(roles), name)
     manifest = {
         "format": GOLDEN_FORMAT, "format_version": GOLDEN_VERSION, "intref_version": __version__,
         "graph": {"name": graph.name, "sha256": graph_sha256(graph)},
@@ -181,7 +185,7 @@ def write_golden(graph: Graph, feeds: Optional[Mapping[str, np.ndarray]], out_di
         writes["manifest.json"] = dumps_canonical(manifest)
     except (TypeError, ValueError) as exc:
         raise GoldenError(f"metadata is not plain JSON (dict, list, str, int, float, bool, None): {exc}") from None
-    _write_files(out_dir, writes)
+    _write_files(out_dir, writes, progress)
     return manifest
 
 
@@ -211,8 +215,8 @@ def _feed_entries(graph: Graph, feeds: Mapping[str, np.ndarray], writes: dict) -
     return entries
 
 
-def _write_files(out_dir: str, writes: Mapping[str, bytes]) -> None:
-    for path, data in sorted(writes.items()):
+def _write_files(out_dir: str, writes: Mapping[str, bytes], progress) -> None:
+    for number, (path, data) in enumerate(sorted(writes.items()), 1):
         full = os.path.join(out_dir, path)
         try:
             os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -220,6 +224,7 @@ def _write_files(out_dir: str, writes: Mapping[str, bytes]) -> None:
                 handle.write(data)
         except OSError as exc:
             raise GoldenError(f"{full}: cannot write: {exc.strerror or exc}") from None
+        progress("write", number, len(writes), path, nbytes=len(data))
 
 
 def _encode(fmt: str, name: str, array: np.ndarray, t: IntType, layout: Layout) -> bytes:

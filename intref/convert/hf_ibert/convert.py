@@ -122,11 +122,34 @@ def check_quant_mode(base) -> None:
         raise ValueError(f"hidden_act={cfg.hidden_act!r}: I-BERT supports only gelu")
 
 
+UNCALIBRATED = 1.1e-5   # a QuantAct range still within +-1.1e-5 was never set (the reference's own test)
+
+
+def check_calibrated(base) -> None:
+    """Refuse a model whose activation ranges were never measured: a fresh IBertConfig(quant_mode=True)
+    model holds x_min = -1e-5, x_max = 1e-5 in every QuantAct until train-mode forward passes set them
+    (the reference tests ``x_min > -1.1e-5 and x_max < 1.1e-5`` the same way)."""
+    acts = [(f"embeddings.{path}", _module(base.embeddings, path)) for path in EMBEDDING_ACTS.values()]
+    for i, layer in enumerate(base.encoder.layer):
+        acts += [(f"encoder.layer.{i}.{path}", _module(layer, path)) for path in LAYER_ACTS.values()]
+        acts.append((f"encoder.layer.{i}.attention.self.softmax.act", layer.attention.self.softmax.act))
+    fresh = [name for name, act in acts
+             if float(act.x_min.min()) > -UNCALIBRATED and float(act.x_max.max()) < UNCALIBRATED]
+    if fresh:
+        raise ValueError(
+            f"the model was never calibrated: {len(fresh)} of {len(acts)} activation ranges (QuantAct x_min/x_max) "
+            f"still hold their initial +-1e-5, e.g. {fresh[0]}. Calibrate it as I-BERT's quantization-aware "
+            f"fine-tuning does: a few forward passes on representative inputs in train mode under torch.no_grad() "
+            f"(intref.convert.hf_ibert.random_model.calibrate(model, batches) does exactly that), then model.eval() "
+            f"and save_pretrained")
+
+
 def convert_hf_ibert(model, *, fix_scales: bool = False, max_batch: int = 64, max_seq=None):
-    """``(graph, report)`` for an in-memory I-BERT model in quant_mode (eval mode is not required:
-    nothing is run; the checkpoint's buffers are read as they are)."""
+    """``(graph, report)`` for an in-memory I-BERT model in quant_mode whose activation ranges were
+    calibrated (eval mode is not required: nothing is run; the checkpoint's buffers are read as they are)."""
     base = encoder_of(model)
     check_quant_mode(base)
+    check_calibrated(base)
     derivation = HFDerivation()
     scales, shifts, exp_ratios = reference_scales(base, derivation)
     cfg = base.config

@@ -140,7 +140,13 @@ class CrosscheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.batches > 0 and all(met for _, _, met in self.targets())
+        return not self.failures()
+
+    def failures(self) -> List[str]:
+        """Why the cross-check fails, each target with its measured value (empty when it passes)."""
+        if self.batches == 0:
+            return ["no batch was compared (the text file gave no line)"]
+        return [f"{name}: measured {measured}" for name, measured, met in self.targets() if not met]
 
     def to_text(self) -> str:
         lines = [f"graph: {self.variant}", f"reference: {self.reference}",
@@ -156,7 +162,7 @@ class CrosscheckReport:
         lines += [f"  {s.point} ({s.mode}): {s.first}" for s in firsts]
         lines += ["", f"last hidden state: cosine {self.cosine:.6f}, 8-bit match {self.hidden_match:.4%}", "targets:"]
         lines += [f"  [{'ok' if met else 'FAIL'}] {name}: {measured}" for name, measured, met in self.targets()]
-        lines.append(f"verdict: {'PASS' if self.ok else 'FAIL'}")
+        lines.append(f"verdict: {'PASS' if self.ok else 'FAIL: ' + '; '.join(self.failures())}")
         return "\n".join(lines) + "\n"
 
     def _table(self) -> List[str]:
