@@ -110,6 +110,7 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
     from intref.interpreter import run
     rows = [f"{'batch x seq':<12} {'intref':>9} {'ref quant':>10} {'ref float':>10} {'ref/intref':>11} "
             f"{'intref/float':>13}   (medians of {repeat}, interleaved; ratios: median of per-round ratios)"]
+    print(rows[0], flush=True)
     for batch, seq in shapes:
         feeds = feeds_for(batch, seq)
         ids, mask = torch.from_numpy(feeds["input_ids"].astype(np.int64)), torch.from_numpy(feeds["attention_mask"].astype(np.int64))
@@ -121,6 +122,7 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
         slowdown = statistics.median(i / f for i, f in zip(times["intref"], times["float"]))
         rows.append(f"{f'{batch} x {seq}':<12} {med['intref']:>8.3f}s {med['quant']:>9.3f}s {med['float']:>9.3f}s "
                     f"{speedup:>10.2f}x {slowdown:>12.2f}x")
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -187,10 +189,10 @@ def main(args) -> None:
                              check=True, capture_output=True, text=True).stdout
         figures = json.loads(out.strip().splitlines()[-1])
         print(f"intref alone (own process): bundle load {figures['load_s']:.2f} s, one run 1 x 128 "
-              f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB")
-        print("\n".join(io_rows(graph, bundle, workdir)))
+              f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
+        model_rows(model, float_model, graph, shapes, args.repeat)
+        print("\n".join(io_rows(graph, bundle, workdir)), flush=True)
     print("\n".join(gemm_rows(args.repeat)))
-    print("\n".join(model_rows(model, float_model, graph, shapes, args.repeat)))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("all-MiniLM-L6-v2 per sentence: not measured here (needs post-training quantization, not on this branch)")
 
