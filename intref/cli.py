@@ -23,7 +23,11 @@ def _selfcheck(args) -> int:
 def _inspect(args) -> int:
     from .bundle.load import load
     from .inspect import describe
-    print(describe(load(args.bundle), source=args.bundle))
+    graph = load(args.bundle)
+    print(describe(graph, source=args.bundle))
+    if args.plan:
+        from .plan import format_plan
+        print("\n".join(format_plan(graph)))
     return 0
 
 
@@ -73,14 +77,19 @@ def _run(args) -> int:
     from .interpreter import run
     out = output_directory(args.out, args.force)   # refused before a long run, not after it
     graph = load(args.bundle)
+    timings = [] if args.profile else None
     if args.text or args.text_file:
         from .convert.ptq.text import read_text_file, run_texts
-        if args.feed or args.trace or args.verbose:
-            raise FeedError("--text/--text-file take the place of --feed and run without --trace/--verbose")
+        if args.feed or args.trace or args.verbose or args.profile:
+            raise FeedError("--text/--text-file take the place of --feed and run without --trace/--verbose/--profile")
         texts = list(args.text or []) + [t for f in args.text_file or [] for t in read_text_file(f)]
         results = run_texts(graph, texts, overflow=args.overflow)
     else:
-        results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose)
+        results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose,
+                      profile=timings)
+    if timings is not None:
+        from .plan import format_profile
+        print("\n".join(format_profile(timings)))
     for name, array in results.items():
         path = os.path.join(out, f"{name}.npy")
         try:
@@ -223,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="describe a bundle: inputs, outputs, ops, parameters, bit widths, variant")
     p.add_argument("bundle", help=BUNDLE_HELP)
+    p.add_argument("--plan", action="store_true", help="also list every node's kernel path (the load-time plan)")
     p.set_defaults(func=_inspect)
 
     p = sub.add_parser("run", help="run a bundle on .npy feeds (or text) and write its outputs as .npy")
@@ -237,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="write every intermediate value, not only the outputs")
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check", help=OVERFLOW_HELP)
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
+    p.add_argument("--profile", action="store_true", help="time per op type and per node, with each node's path")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("golden", help="write every node's inputs and outputs as golden vectors + manifest.json")

@@ -4,7 +4,7 @@ Inputs and outputs with types, shapes and ranges; op counts; parameter count and
 type; the integer types of every value; the weight quantization scheme read from the metadata;
 which variant of a model the bundle is (for example HF-faithful with the stale hidden-state scale,
 or the intended per-layer scales); and any value whose declared type is narrower than its
-worst-case range.
+worst-case range; the kernel paths the load-time plan chose (``intref.plan``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import Counter
 
 from .graph import Graph
 from .inspect_schemes import describe_schemes
+from .plan import plan_summary
 
 
 def _shape(shape) -> str:
@@ -81,4 +82,6 @@ def describe(graph: Graph, source: str = "") -> str:
     add("bit widths   " + ", ".join(f"{t.name} x{n}" for t, n in ordered))
     add("may overflow " + (", ".join(graph.may_overflow) if graph.may_overflow else "none (every declared type holds "
                                                                                      "its worst case)"))
+    for i, line in enumerate(plan_summary(graph)):
+        add(f"{'plan' if i == 0 else '':<12} {line}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ complement). It applies where a value meets its declared type; ops that clamp by
 from __future__ import annotations
 
 import sys
+from time import perf_counter
 from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,14 +30,16 @@ from .ops.base import Context
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
-        verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None, progress=None) -> dict:
+        verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None, progress=None,
+        profile: list = None) -> dict:
     """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value.
 
     ``overrides`` (node output name -> array) replaces a node's result by a given one before any
     later node reads it: "what does this node compute from the hardware's (or a reference's) own
     upstream values". Each override must have the value's shape and fit its declared type.
     ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
-    after each node.
+    after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
+    call and the fit of its outputs (``intref.plan.format_profile`` prints it).
     """
     if overflow not in OVERFLOW_MODES:
         raise IntrefError(f"overflow={overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
@@ -49,12 +52,15 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     graph.check_storage()
     values.update({name: t.data for name, t in graph.tensors.items()})
     for number, step in enumerate(graph.steps, 1):
+        start = perf_counter() if profile is not None else 0.0
         results = run_node(graph, step, [values[name] for name in step.node.inputs], overflow, overrides=overrides)
         for info, array in zip(step.node.outputs, results):
             values[info.name] = array
             _check_shape(step.node.name, info.name, array, graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
+        if profile is not None:
+            profile.append((step, perf_counter() - start))
         if progress is not None:
             progress("run", number, len(graph.steps), step.node.name)
     graph.check_storage()   # a file rewritten during the run: its values are not returned
@@ -95,8 +101,11 @@ def _override(info: ValueInfo, array, where: str) -> np.ndarray:
 
 def fit(array: np.ndarray, out_type: IntType, overflow: str, *, where: str) -> np.ndarray:
     """``array`` as ``out_type``'s storage dtype, applying the overflow policy to values outside it."""
-    if array.dtype == out_type.storage and np.iinfo(array.dtype).bits == out_type.bits:
-        return array  # every value of the storage dtype is a value of the type
+    if array.dtype == out_type.storage:
+        if np.iinfo(array.dtype).bits == out_type.bits:
+            return array  # every value of the storage dtype is a value of the type
+        if array.size and out_type.lo <= array.min() and array.max() <= out_type.hi:
+            return array  # already inside the type: nothing to clamp, wrap or report, no int64 copy
     return fit_to_type(array.astype(np.int64, copy=False), out_type, overflow, where)
 
 

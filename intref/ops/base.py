@@ -98,8 +98,12 @@ class Result:
 
 @dataclass(frozen=True)
 class Prepared:
+    """``path`` names the kernel path the node's plan chose at load time (``intref inspect`` and
+    ``intref run --profile`` show it); empty for ops with a single path."""
+
     results: Tuple[Result, ...]
     run: Callable[..., Tuple[np.ndarray, ...]]
+    path: str = ""
 
 
 class Op:

@@ -1,7 +1,8 @@
 """GEMM ops: ``Linear`` (activation x stored weights) and ``MatMul`` (activation x activation).
 
-Both produce the exact int64 sum (``intref.kernels.matmul``); the node's declared type (int32 in
-I-BERT) is where the run's overflow policy applies. Range analysis is exact per output channel
+Both produce the exact sum (``intref.kernels.matmul``'s result) on a path planned at load time
+(``intref.kernels.gemm_plan``): int32 when the bound proves it holds every result, else int64. The
+node's declared type (int32 in I-BERT) is where the run's overflow policy applies. Range analysis is exact per output channel
 for ``Linear`` (from the stored weights) and a product bound for ``MatMul``; both reject graphs
 whose worst case could leave int64.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RangeAnalysisError, ShapeMismatchError
-from ..kernels.gemm import matmul
+from ..kernels.gemm_plan import GemmPlan, matmul_planned, plan_gemm, type_magnitude
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type, same_dim
 
 _SAFE = 1 << 62
@@ -45,23 +46,43 @@ class Linear(Op):
         n_out, k = weight.shape
         if not same_dim(x.shape[-1], k):
             ctx.fail(ShapeMismatchError, f"input's last axis {x.shape[-1]} != weight's K = {k} (weight is [N, K])")
-        w = weight.data.astype(np.int64)
+        w = weight.data
         b = np.zeros(n_out, dtype=np.int64)
         if bias is not None:
             require_type(ctx.node, "bias", bias, signed=True, max_bits=32)
             if bias.data is None or bias.shape != (n_out,):
                 ctx.fail(ShapeMismatchError, f"bias {bias.name!r} must be a stored [{n_out}] tensor")
             b = bias.data.astype(np.int64)
-        if int(np.abs(w).max(initial=0)) * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
+        w_max = max(int(w.max()), -int(w.min()))
+        if w_max * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
             ctx.fail(RangeAnalysisError, "the accumulator's worst case could leave int64")
-        hi = (np.maximum(w * x.lo, w * x.hi).sum(axis=1) + b).max()   # exact per channel, then the widest
-        lo = (np.minimum(w * x.lo, w * x.hi).sum(axis=1) + b).min()
-        weight_t = np.ascontiguousarray(weight.data.T)
+        # Exact per channel, then the widest: with x.lo <= x.hi, max(w * x.lo, w * x.hi) is w * x.hi for
+        # w > 0 and w * x.lo for w < 0, so the channel sums need only the positive and negative weight sums.
+        positive = np.maximum(w, 0).sum(axis=1, dtype=np.int64)
+        negative = np.minimum(w, 0).sum(axis=1, dtype=np.int64)
+        hi = (positive * x.hi + negative * x.lo + b).max()
+        lo = (positive * x.lo + negative * x.hi + b).min()
+        plan = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
+        weight_t = plan.operand(weight.data).T                    # converted once, at load time
+        bias_out = b.astype(plan.out_dtype) if bias is not None else None
 
         def run(x_array, *stored):  # weight and bias are the stored tensors prepared above
-            return (matmul(x_array, weight_t) + b,)
+            rows = plan.operand(x_array.reshape(-1, k))      # one GEMM over every row
+            acc = matmul_planned(rows, weight_t, plan)
+            if bias_out is not None:
+                acc += bias_out                                        # in place: the plan's bound holds it
+            return (acc.reshape(x_array.shape[:-1] + (n_out,)),)
 
-        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run)
+        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k))
+
+
+def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray) -> GemmPlan:
+    """Plan from the input TYPE (which bounds every value the interpreter can pass, overrides
+    included) and the exact stored weights: a partial sum of output channel n is at most
+    ``max|x| * sum_k |w[n, k]|`` (``abs_row_sum`` is the largest such row sum)."""
+    magnitude = type_magnitude(x.type.lo, x.type.hi)
+    partial = magnitude * abs_row_sum
+    return plan_gemm(magnitude * w_max, partial, k, partial + int(np.abs(b).max(initial=0)))
 
 
 class MatMul(Op):
@@ -92,8 +113,11 @@ class MatMul(Op):
             ctx.fail(RangeAnalysisError, f"a sum of up to {k_max} products in [{min(corners)}, {max(corners)}] "
                                          f"could leave int64")
         transpose = attrs["transpose_b"]
+        product = type_magnitude(a.type.lo, a.type.hi) * type_magnitude(b.type.lo, b.type.hi)
+        plan = plan_gemm(product, product * k_max, k_max, product * k_max)   # from the types (see Linear)
 
         def run(a_array, b_array):
-            return (matmul(a_array, np.swapaxes(b_array, -1, -2) if transpose else b_array),)
+            b_array = np.swapaxes(b_array, -1, -2) if transpose else b_array   # a view: BLAS reads it transposed
+            return (matmul_planned(plan.operand(a_array), plan.operand(b_array), plan),)
 
-        return Prepared((Result(batch + (a.shape[-2], b_shape[-1]), lo, hi),), run)
+        return Prepared((Result(batch + (a.shape[-2], b_shape[-1]), lo, hi),), run, plan.describe(k_max))

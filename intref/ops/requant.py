@@ -4,6 +4,10 @@ Both take their dyadic multipliers and shifts as integer attributes (per tensor,
 channel of the last axis) and fit their result into the node's declared output type (at most 32
 bits) by their ``overflow`` attribute: ``saturate`` (I-BERT's clamp) or ``wrap`` (RTL that keeps
 the low bits). The run's overflow policy never sees their outputs leave the type.
+
+Each node's path is planned at load time: ``int64`` (``kernels.requant_fast``) when the input
+type and the constants prove ``|x * m| < 2**63`` and every shift <= 62, else the general 95-bit
+``split95`` kernel. Both give the same result (tests/kernels/test_requant_fast.py).
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..kernels.gemm_plan import type_magnitude
 from ..kernels.requant import add_requantized, requantize
+from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
+from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
@@ -40,9 +47,30 @@ def _channel_list(value, channels):
 
 def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
     """Exact range of ``round(x * m / 2**s)`` over ``x`` in ``[lo, hi]`` and every channel (the
-    rounding is monotone in ``x``, so the extremes come from the ends)."""
+    rounding is monotone in ``x``, so the extremes come from the ends). All channels at once by the
+    exact kernel; the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
+    if -(1 << 63) <= lo and hi < (1 << 63):
+        ends = mul_shift_round(np.array([[lo], [hi]], dtype=np.int64), np.array(multipliers, dtype=np.int64),
+                               np.array(shifts, dtype=np.int64), rounding)
+        if int(ends.magnitude.max()) < MAGNITUDE_CAP:
+            values = ends.value()
+            return int(values.min()), int(values.max())
     ends = [spec.rshift_round(x * m, s, rounding) for m, s in zip(multipliers, shifts) for x in (lo, hi)]
     return min(ends), max(ends)
+
+
+def _int64_proven(x, m, s) -> bool:
+    """The plan's proof for the int64 path, from ``x``'s TYPE: it bounds every value the interpreter
+    can pass (checked feeds, fitted op outputs, overrides), so the proof holds for every legal run."""
+    return int64_product_proven(type_magnitude(x.type.lo, x.type.hi), m, s)
+
+
+def _int64_consts(m, s):
+    return np.asarray(m, dtype=np.int64), np.asarray(s, dtype=np.int64)
+
+
+def _path_name(x, m, s) -> str:
+    return "int64" if _int64_proven(x, m, s) else "split95"
 
 
 class Requantize(Op):
@@ -64,11 +92,17 @@ class Requantize(Op):
         if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
             lo, hi = out.lo, out.hi
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
+        if _int64_proven(x, m, s):
+            consts = _int64_consts(m, s)
 
-        def run(x_array):
-            return (requantize(_as_kernel_input(x_array), m, s, **options),)
+            def run(x_array):
+                return (requantize_int64(x_array, *consts, rounding=attrs["rounding"], out_type=out,
+                                         overflow=attrs["overflow"]),)
+        else:
+            def run(x_array):
+                return (requantize(_as_kernel_input(x_array), m, s, **options),)
 
-        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run)
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, _path_name(x, m, s))
 
 
 class ResidualAdd(Op):
@@ -108,9 +142,16 @@ class ResidualAdd(Op):
         if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
             lo, hi = out.lo, out.hi
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
+        if all(_int64_proven(value, *consts[side]) for side, value in (("a", a), ("b", b))):
+            fast = {side: _int64_consts(*consts[side]) for side in consts}
 
-        def run(a_array, b_array):
-            return (add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
-                                    *consts["b"], **options),)
+            def run(a_array, b_array):
+                return (add_requantized_int64(a_array, b_array, fast["a"], fast["b"], rounding=attrs["rounding"],
+                                              out_type=out, overflow=attrs["overflow"]),)
+        else:
+            def run(a_array, b_array):
+                return (add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
+                                        *consts["b"], **options),)
 
-        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run)
+        path = " + ".join(_path_name(value, *consts[side]) for side, value in (("a", a), ("b", b)))
+        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)

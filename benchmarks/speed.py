@@ -1,0 +1,202 @@
+"""intref against the reference I-BERT and the float model on a RoBERTa-base-shaped bundle.
+
+A script, not a timed test. Builds a random-weight RoBERTa-base-size I-BERT (12 layers, hidden
+768, 12 heads, FFN 3072, vocabulary 50265), converts it, saves the bundle, then reports:
+
+- per (batch, seq): intref.run, the reference (transformers IBertModel, quant_mode=True, torch CPU)
+  and the float model (quant_mode=False, same weights), interleaved in one process (one warm-up
+  round, then ``--repeat`` rounds of intref / quant / float), medians and the ratios;
+- in a child process of its own: bundle load time, one run at batch 1 x seq 128, peak RSS;
+- golden dump throughput (MB written per second) and verify throughput (MB compared per second);
+- the planned GEMM path's GOP/s on the FFN shape next to raw float32 and float64 BLAS rates.
+
+Every BLAS (NumPy's OpenBLAS and torch) runs with ``--threads`` threads.
+
+    /work/venv/bin/python benchmarks/speed.py [--threads 2] [--repeat 5] [--shapes 1x128,8x128,1x512,8x512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds after one warm-up round (median)")
+    parser.add_argument("--shapes", default="1x128,8x128,1x512,8x512", help="batch x seq, comma-separated")
+    parser.add_argument("--calibration", type=int, default=1, help="calibration batches of 4 x 128")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--child", metavar="BUNDLE", help=argparse.SUPPRESS)  # the RSS / load-time process
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args()
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)        # before NumPy loads its BLAS
+
+import numpy as np  # noqa: E402
+
+
+def feeds_for(batch: int, seq: int, vocab: int = 50265) -> dict:
+    rng = np.random.default_rng(batch * 1000 + seq)
+    ids = rng.integers(3, vocab, size=(batch, seq)).astype(np.int32)
+    return {"input_ids": ids, "attention_mask": np.ones((batch, seq), dtype=np.int8)}
+
+
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark (VmHWM: unlike ru_maxrss, it restarts at exec, so a
+    child does not inherit its parent's peak)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def child(bundle: str) -> None:
+    """Load and run once in a fresh process; print JSON: load seconds, run seconds, peak RSS."""
+    from intref.bundle import load
+    from intref.interpreter import run
+    start = time.perf_counter()
+    graph = load(bundle)
+    load_s = time.perf_counter() - start
+    feeds = feeds_for(1, 128)
+    start = time.perf_counter()
+    run(graph, feeds)
+    run_s = time.perf_counter() - start
+    rss_mb = peak_rss_mb()
+    print(json.dumps({"load_s": load_s, "run_s": run_s, "peak_rss_mb": rss_mb}))
+
+
+def build(args):
+    import torch
+    import transformers
+
+    from intref.convert.hf_ibert import convert_hf_ibert
+    from intref.convert.hf_ibert.random_model import ROBERTA_BASE, random_ibert
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    model = random_ibert(seed=args.seed, calibration=args.calibration, batch=4, seq=128,
+                         **{**ROBERTA_BASE, "initializer_range": 0.02})
+    float_model = transformers.IBertModel(transformers.IBertConfig(**{**model.config.to_dict(),
+                                                                       "quant_mode": False})).eval()
+    float_model.load_state_dict(model.state_dict())
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    graph, _ = convert_hf_ibert(model, max_batch=max(b for b, _ in shapes), max_seq=max(s for _, s in shapes))
+    return model.eval(), float_model, graph, shapes
+
+
+def interleaved(fns: dict, repeat: int) -> dict:
+    """One warm-up round, then ``repeat`` rounds calling each function in turn: name -> times."""
+    times = {name: [] for name in fns}
+    for round_ in range(repeat + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
+    import torch
+
+    from intref.interpreter import run
+    rows = [f"{'batch x seq':<12} {'intref':>9} {'ref quant':>10} {'ref float':>10} {'ref/intref':>11} "
+            f"{'intref/float':>13}   (medians of {repeat}, interleaved; ratios: median of per-round ratios)"]
+    print(rows[0], flush=True)
+    for batch, seq in shapes:
+        feeds = feeds_for(batch, seq)
+        ids, mask = torch.from_numpy(feeds["input_ids"].astype(np.int64)), torch.from_numpy(feeds["attention_mask"].astype(np.int64))
+        times = interleaved({"intref": lambda: run(graph, feeds),
+                             "quant": lambda: model(input_ids=ids, attention_mask=mask),
+                             "float": lambda: float_model(input_ids=ids, attention_mask=mask)}, repeat)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        speedup = statistics.median(q / i for q, i in zip(times["quant"], times["intref"]))
+        slowdown = statistics.median(i / f for i, f in zip(times["intref"], times["float"]))
+        rows.append(f"{f'{batch} x {seq}':<12} {med['intref']:>8.3f}s {med['quant']:>9.3f}s {med['float']:>9.3f}s "
+                    f"{speedup:>10.2f}x {slowdown:>12.2f}x")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def io_rows(graph, bundle: str, workdir: str) -> list:
+    from intref.golden.write import write_golden
+    from intref.verify import verify
+    golden = os.path.join(workdir, "golden")
+    start = time.perf_counter()
+    write_golden(graph, feeds_for(1, 128), golden, formats=("npy", "bin"))
+    dump_s = time.perf_counter() - start
+    written = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files)
+    npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files if f.endswith(".npy"))
+    start = time.perf_counter()
+    report = verify(golden, golden, formats=("npy",), bundle=bundle)
+    verify_s = time.perf_counter() - start
+    return [f"golden dump (npy + bin, batch 1 x 128, every node): {written / 1e6:.0f} MB in {dump_s:.2f} s = "
+            f"{written / 1e6 / dump_s:.0f} MB/s",
+            f"verify (npy, against itself: {report.counts()['compared']} tensors, {report.verdict()}): "
+            f"{npy / 1e6:.0f} MB compared in {verify_s:.2f} s = {npy / 1e6 / verify_s:.0f} MB/s"]
+
+
+def gemm_rows(repeat: int) -> list:
+    from intref.kernels.gemm_plan import matmul_planned, plan_gemm
+    rng = np.random.default_rng(0)
+    m, k, n = 1024, 768, 3072
+    x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+    w = rng.integers(-127, 128, size=(n, k), dtype=np.int8)
+    plan = plan_gemm(128 * 127, 128 * int(np.abs(w.astype(np.int64)).sum(axis=1).max()), k, 1 << 30)
+    w_t = plan.operand(w).T
+    a32, b32 = x.astype(np.float32), w.astype(np.float32).T
+    a64, b64 = x.astype(np.float64), w.astype(np.float64).T
+
+    def best(fn):
+        return min(interleaved({"f": fn}, repeat)["f"])
+    ops = 2 * m * k * n / 1e9
+    planned = best(lambda: matmul_planned(plan.operand(x), w_t, plan))
+    s = best(lambda: a32 @ b32)
+    d = best(lambda: a64 @ b64)
+    return [f"GEMM {m}x{k} @ {k}x{n} (int8): planned path {plan.describe(k)} {ops / planned:.1f} GOP/s "
+            f"(with the operand conversion and the int32 result); raw sgemm {ops / s:.1f} GFLOP/s, "
+            f"dgemm {ops / d:.1f} GFLOP/s"]
+
+
+def main(args) -> None:
+    if args.child:
+        child(args.child)
+        return
+    import platform
+
+    import torch
+    import transformers
+
+    from intref.bundle import save
+    start = time.perf_counter()
+    model, float_model, graph, shapes = build(args)
+    print(f"RoBERTa-base-shaped I-BERT, random weights: {len(graph.nodes)} nodes, built and converted in "
+          f"{time.perf_counter() - start:.0f} s; numpy {np.__version__}, torch {torch.__version__}, transformers "
+          f"{transformers.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as workdir:
+        bundle = os.path.join(workdir, "bundle")
+        save(graph, bundle)
+        out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", bundle],
+                             check=True, capture_output=True, text=True).stdout
+        figures = json.loads(out.strip().splitlines()[-1])
+        print(f"intref alone (own process): bundle load {figures['load_s']:.2f} s, one run 1 x 128 "
+              f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
+        model_rows(model, float_model, graph, shapes, args.repeat)
+        print("\n".join(io_rows(graph, bundle, workdir)), flush=True)
+    print("\n".join(gemm_rows(args.repeat)))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print("all-MiniLM-L6-v2 per sentence: not measured here (needs post-training quantization, not on this branch)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main(ARGS)

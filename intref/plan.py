@@ -1,0 +1,60 @@
+"""The execution plan a graph compiles at load time, and the per-node profile of a run.
+
+Each op's ``prepare`` picks, once per node, the fastest kernel path that the node's input TYPES
+(and its stored tensors) prove exact for every legal input, and records it in
+``Prepared.path``: for GEMMs ``float32 x1 -> int32`` (one sgemm over the whole K),
+``float32 K-chunks of C``, ``float64``, ``int64`` or ``scan`` (the general data-scanned kernel);
+for requantization ``int64`` (the product fits int64) or ``split95`` (the general 95-bit
+product). Types, not the analysed ranges, carry the proofs because every value the interpreter
+holds fits its type (overrides included) while an override may leave an analysed range.
+
+``intref inspect`` prints ``plan_summary``; ``intref inspect --plan`` and ``intref run
+--profile`` print one line per node.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import List, NamedTuple, Sequence, Tuple
+
+from .graph import Graph
+
+
+class PlanEntry(NamedTuple):
+    node: str
+    op: str
+    path: str
+
+
+def plan(graph: Graph) -> Tuple[PlanEntry, ...]:
+    """Every node in execution order with the path its plan chose ("" for single-path ops)."""
+    return tuple(PlanEntry(step.node.name, step.node.op, step.prepared.path) for step in graph.steps)
+
+
+def plan_summary(graph: Graph) -> List[str]:
+    """One line per op that has several paths: how many nodes took each."""
+    counts = defaultdict(Counter)
+    for entry in plan(graph):
+        if entry.path:
+            counts[entry.op][entry.path] += 1
+    return [f"{op}: " + ", ".join(f"{path} x{n}" for path, n in paths.most_common())
+            for op, paths in sorted(counts.items())]
+
+
+def format_plan(graph: Graph) -> List[str]:
+    return [f"{e.node:<32} {e.op:<12} {e.path or '-'}" for e in plan(graph)]
+
+
+def format_profile(timings: Sequence[tuple]) -> List[str]:
+    """The ``profile`` list of ``intref.run``: per op type (total, share, nodes), then per node."""
+    total = sum(seconds for _, seconds in timings) or 1e-12
+    by_op, nodes = Counter(), Counter()
+    for step, seconds in timings:
+        by_op[step.node.op] += seconds
+        nodes[step.node.op] += 1
+    lines = [f"total {total * 1e3:.1f} ms over {len(timings)} nodes", f"{'op':<14} {'ms':>9} {'share':>6} nodes"]
+    lines += [f"{op:<14} {s * 1e3:>9.2f} {s / total:>6.1%} {nodes[op]:>5}" for op, s in by_op.most_common()]
+    lines.append(f"{'node':<32} {'op':<12} {'ms':>8}  path")
+    lines += [f"{step.node.name:<32} {step.node.op:<12} {seconds * 1e3:>8.2f}  {step.prepared.path or '-'}"
+              for step, seconds in timings]
+    return lines
