@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     except (MissingResource, IntrefError) as error:
         print(f"accuracy.py: {error}", file=sys.stderr)
         return 2
-    print(f"model {ckpt.path.name} ({ckpt.family}, {ckpt.model.config.layers} x {ckpt.model.config.hidden}); "
+    print(f"model {ckpt.config.get('_name_or_path') or ckpt.path.name} ({ckpt.family}, {ckpt.model.config.layers} x {ckpt.model.config.hidden}); "
           + ", ".join(f"{k} {v}" for k, v in result.sizes.items()) + f"; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs")
     print(format_table(result.rows))
