@@ -93,7 +93,7 @@ def test_mpnet_relative_position_bias_is_added_in_integers(tmp_path):
     long_text = " ".join(["good"] * 150)                  # relative distances in the logarithmic buckets
     texts = SENTENCES + [long_text]
     cos = cosine_summary(ckpt.embed(texts), integer_embeddings(graph, ckpt, texts))
-    assert cos["min"] > 0.99, cos
+    assert cos["mean"] > 0.995 and cos["min"] > 0.98, cos
 
 
 def test_bad_options_and_empty_calibration(bert):
