@@ -90,8 +90,9 @@ class Scheme:
         return f"{self.weights} {grouping}, act {self.act}" + (", int4 word table" if self.table_bits == 4 else "")
 
 
-# the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes")
-W48_DEFAULTS = dict(group_size=64, group_axis="in", act="token", table_bits=8)
+# the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes";
+# benchmarks/zq_layers.py: input groups of 32 > 64 > 128 > per channel > 48 output-row groups)
+W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8)
 
 
 def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
