@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from intref.convert.error_budget import node_sqnr, smoothing_key, sqnr_db
-from intref.convert.minilm import MissingResource, minilm_path, read_sentences
 
 
 def test_sqnr_db_by_hand():
@@ -18,13 +17,8 @@ def test_sqnr_db_by_hand():
 
 
 @pytest.fixture(scope="module")
-def budget():
-    try:
-        path = minilm_path()
-        calibration = read_sentences("movie", n=16, split="calibration")
-        test = read_sentences("movie", n=2, split="test")
-    except MissingResource as exc:
-        pytest.skip(str(exc))
+def budget(minilm_slice):
+    path, calibration, test = minilm_slice(16, 2)
     from intref.convert.ptq import load_checkpoint
     from intref.convert.ptq.calibrate import collect
     from intref.convert.ptq.convert import build_ptq
