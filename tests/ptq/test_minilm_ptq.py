@@ -8,18 +8,12 @@ from __future__ import annotations
 import pytest
 
 import intref
-from intref.convert.minilm import MissingResource, minilm_path, read_sentences
 from intref.convert.ptq import convert_ptq, cosine_summary, integer_embeddings, load_checkpoint
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    try:
-        path = minilm_path()
-        calib = read_sentences("movie", n=48, split="calibration")
-        test = read_sentences("movie", n=16, split="test")
-    except MissingResource as exc:
-        pytest.skip(str(exc))
+def minilm(minilm_slice):
+    path, calib, test = minilm_slice(48, 16)
     return load_checkpoint(path), calib, test
 
 

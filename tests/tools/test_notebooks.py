@@ -74,7 +74,9 @@ def test_notebook_runs_top_to_bottom_and_plots(path):
     executed = execute(path, timeout=600)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} draws no plot"
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    if "NO MEASUREMENT:" not in text:     # a notebook on real data says so when the data is absent
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} draws no plot"
 
 
 def _tiny_notebook(directory, with_output=False):
