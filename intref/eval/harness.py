@@ -83,8 +83,9 @@ def score(name: str, embeddings: Dict[str, np.ndarray], reference: Dict[str, np.
         agreement[set_name] = metrics.accuracy(predicted, probes[set_name].predict(reference[set_name]))
     ours = np.concatenate([embeddings[s] for s in LABELLED])
     theirs = np.concatenate([reference[s] for s in LABELLED])
-    return Row(name, accuracy, agreement, metrics.cosine_summary(ours, theirs),
-               metrics.similarity_correlation(embeddings["lee"], sets.lee_human), seconds, note)
+    lee = metrics.similarity_correlation(embeddings["lee"], sets.lee_human)
+    lee.update(metrics.similarity_agreement(embeddings["lee"], reference["lee"]))
+    return Row(name, accuracy, agreement, metrics.cosine_summary(ours, theirs), lee, seconds, note)
 
 
 def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = True,

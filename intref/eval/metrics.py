@@ -59,3 +59,15 @@ def similarity_correlation(embeddings: np.ndarray, human: np.ndarray) -> Dict[st
     upper = np.triu_indices(len(e), k=1)
     model = (e @ e.T)[upper]
     return {"pearson": pearson(model, human[upper]), "spearman": spearman(model, human[upper])}
+
+
+def similarity_agreement(embeddings: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
+    """How closely one model's document-pair similarities follow a reference model's on the same
+    documents: the largest absolute difference of the pair cosines (i < j), their Spearman
+    correlation, and the smallest cosine between a document's two embeddings."""
+    ours, theirs = (np.asarray(e, dtype=np.float64) for e in (embeddings, reference))
+    ours, theirs = (e / np.linalg.norm(e, axis=1, keepdims=True) for e in (ours, theirs))
+    upper = np.triu_indices(len(ours), k=1)
+    a, b = (ours @ ours.T)[upper], (theirs @ theirs.T)[upper]
+    return {"pair_max_abs": float(np.abs(a - b).max(initial=0.0)), "pair_spearman": spearman(a, b),
+            "doc_cosine_min": float(row_cosine(ours, theirs).min())}

@@ -35,6 +35,17 @@ def test_cosine_summary_and_similarity_correlation():
     assert metrics.similarity_correlation(e, human)["spearman"] == pytest.approx(1.0)
 
 
+def test_similarity_agreement_measures_pairs_against_a_reference_model():
+    e = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])                # pair cosines 0.8, 0.0, 0.6
+    same = metrics.similarity_agreement(3 * e, e)                     # scale does not matter
+    assert same["pair_max_abs"] == pytest.approx(0.0, abs=1e-12) and same["pair_spearman"] == pytest.approx(1.0)
+    assert same["doc_cosine_min"] == pytest.approx(1.0)
+    moved = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6]])            # pair cosines 0.0, 0.8, 0.6
+    got = metrics.similarity_agreement(moved, e)
+    assert got["pair_max_abs"] == pytest.approx(0.8) and got["pair_spearman"] == pytest.approx(-1.0)
+    assert got["doc_cosine_min"] == pytest.approx(0.6)                   # rows 1 and 2 each moved
+
+
 def test_probe_learns_separable_classes_and_is_deterministic():
     rng = np.random.default_rng(1)
     centers = np.array([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0]])
