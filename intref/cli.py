@@ -151,11 +151,11 @@ def _selected_nothing(args, written) -> list:
 
 
 def _verify(args) -> int:
-    from .verify.progress import for_terminal
+    from .progress import Progress
     from .verify.session import verify
     report = verify(args.golden_dir, args.hw_dir, formats=args.format.split(","), tolerance=args.tolerance,
                     isolate=args.isolate, bundle=args.bundle, only=args.only, rederive=not args.no_rederive,
-                    stream=sys.stdout, progress=for_terminal(sys.stderr, args.quiet))
+                    stream=sys.stdout, progress=Progress("verify", enabled=False if args.quiet else None))
     if args.junit:
         report.to_junit(args.junit)
     return report.exit_code

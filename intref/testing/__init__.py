@@ -32,8 +32,8 @@ if TYPE_CHECKING:   # for readers and type checkers; at run time ``__getattr__``
     from .strategies import isqrt_inputs, matmul_operands, requantize_cases
     from .strategies_nonlinear import exp_cases, gelu_cases, layernorm_cases, softmax_cases, softmax_params
 
-__all__ = ["assert_bit_exact", "assert_identical", "exp_cases", "gelu_cases", "isqrt_inputs", "layernorm_cases",
-           "matmul_operands", "requantize_cases", "softmax_cases", "softmax_params"]
+__all__ = ["assert_bit_exact", "assert_graph_error", "assert_identical", "exp_cases", "gelu_cases", "isqrt_inputs",
+           "layernorm_cases", "matmul_operands", "requantize_cases", "softmax_cases", "softmax_params"]
 
 _STRATEGIES = {"requantize_cases": "strategies", "matmul_operands": "strategies", "isqrt_inputs": "strategies",
                "gelu_cases": "strategies_nonlinear", "exp_cases": "strategies_nonlinear",

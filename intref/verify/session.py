@@ -60,7 +60,7 @@ def verify(golden_dir, hw_dir, *, formats: Optional[Sequence[str]] = None, toler
     set holds files for must be dumped); ``rederive``: re-run the bundle on the set's feeds and
     require every golden value to be what it derives (else golden values are trusted by their
     manifest sha256 alone); ``stream``: a text stream the report is written to as it is made,
-    node by node; ``progress``: a ``Progress`` (nodes, bytes, rate) updated as nodes are done."""
+    node by node; ``progress``: an ``intref.progress.Progress`` (nodes, bytes, rate) updated as nodes are done."""
     formats = _check_formats(formats)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
         raise VerifyInputError(f"tolerance must be an integer >= 0, got {tolerance!r}")
@@ -92,16 +92,15 @@ def verify(golden_dir, hw_dir, *, formats: Optional[Sequence[str]] = None, toler
                           required=tuple(name for name in manifest.tensors
                                          if name in selected and manifest.tensors[name].files))
     writer = TextWriter(stream, report)
-    if progress is not None:
-        progress.start(len(manifest.nodes))
     nodes = []
-    for node in manifest.nodes:
+    for done, node in enumerate(manifest.nodes, 1):
+        before = session.bytes_read
         nodes.append(session.node_result(node, isolate))
         writer.node(nodes[-1])
         if progress is not None:
-            progress.update(node.name, session.bytes_read)
+            progress("compare", done, len(manifest.nodes), node.name, nbytes=session.bytes_read - before)
     if progress is not None:
-        progress.finish()
+        progress.close()
     report = replace(report, nodes=tuple(nodes))
     writer.finish(report)
     return report

@@ -17,7 +17,7 @@ from intref.errors import BundleError, GraphError, SchemaError, TensorFileError
 from intref.graph import Graph
 
 from .test_analysis import graph, transpose, value
-from .test_bundle_errors import edit, expect, small_graph
+from .test_bundle_errors import edit, small_graph
 
 FEEDS = {"ids": np.array([[1, 2, 3]], dtype=np.int32)}
 

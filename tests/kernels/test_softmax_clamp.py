@@ -7,7 +7,6 @@ position (a logit at the input type's minimum) keeps ``2**-n`` of the row maximu
 """
 
 import numpy as np
-import pytest
 
 from intref.kernels import i_softmax
 from intref.quant import prepare_softmax

@@ -10,7 +10,7 @@ import pytest
 from intref.convert.ptq import load_checkpoint
 from intref.convert.ptq.checkpoint import mean_pool
 from intref.errors import CheckpointError, SafetensorsError, TextError
-from intref.convert.ptq.random_checkpoint import SENTENCES, VOCAB, config_for, random_tensors, write_checkpoint, write_safetensors
+from intref.convert.ptq.random_checkpoint import SENTENCES, VOCAB, config_for, random_tensors, write_checkpoint
 
 
 def test_bert_and_roberta_families(tmp_path):

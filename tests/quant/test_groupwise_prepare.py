@@ -12,7 +12,6 @@ from intref.errors import RangeError, ShapeError
 from intref.kernels.groupwise import group_linear
 from intref.quant import dyadic, quantize_symmetric
 from intref.quant.groupwise import prepare_group_linear, quantize_input_groups, quantize_row_groups
-from intref.testing import assert_identical
 
 
 def test_input_groups_are_blocks_of_each_row():

@@ -21,7 +21,7 @@ from intref.golden import npy_bytes, write_golden
 from intref.golden.vectors import Layout, encode_bin, encode_text
 from intref.inttypes import IntType
 from intref.verify import VerifyInputError, verify
-from intref.verify.progress import Progress, for_terminal
+from intref.progress import Progress
 from intref.verify.report import BAD_DUMP, FEEDS, LOCALLY_WRONG, MATCH, MISMATCH, NOT_DUMPED
 
 FEED = np.array([[1, 2, 3, 6, -2, -6, 10, -10], [5, 7, 14, -14, 100, -100, 0, 4]], dtype=np.int32)
@@ -350,15 +350,15 @@ class Terminal(io.StringIO):
 
 
 def test_progress_only_on_a_terminal_and_not_when_quiet(golden, tmp_path):
-    assert for_terminal(io.StringIO(), quiet=False) is None
-    assert for_terminal(Terminal(), quiet=True) is None
+    hw = full_dump(golden, tmp_path / "hw")
+    for stream, enabled in ((io.StringIO(), None), (Terminal(), False)):
+        verify(golden, hw, progress=Progress("verify", stream=stream, enabled=enabled))
+        assert stream.getvalue() == ""
     terminal = Terminal()
-    progress = for_terminal(terminal, quiet=False)
-    assert isinstance(progress, Progress)
-    verify(golden, full_dump(golden, tmp_path / "hw"), progress=progress)
+    verify(golden, hw, progress=Progress("verify", stream=terminal))
     shown = terminal.getvalue()
-    assert "verify: node 2/2 z, " in shown and " read, " in shown and "/s" in shown
-    assert shown.endswith("\r")                       # cleared at the end
+    assert "intref verify: compare 2/2 z" in shown and " MB/s" in shown
+    assert shown.endswith("\n")                      # the line is ended, not left for the next prompt
 
 
 def test_cli_quiet_and_piped_runs_show_no_progress(golden, tmp_path, capsys):

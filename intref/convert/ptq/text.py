@@ -14,7 +14,6 @@ text (what ``intref run BUNDLE --text/--text-file`` does).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
