@@ -124,11 +124,13 @@ def test_on_a_real_layer_finer_w4_groups_cost_bits_and_buy_sqnr(real_layer):
 
 
 def test_on_a_real_layer_static_int8_activations_cap_every_w8_scheme(real_layer):
-    """Measured: static W8 per-tensor 23.8 ... g32 24.0 dB; token-wise W8 per-channel 36.4 dB."""
+    """Measured: static W8 per-tensor 23.8 ... g32 24.0 dB; token-wise W8 per-channel 36.4 dB; W4 g32 token-wise
+    23.3 dB, within 0.7 dB of static W8A8 per-channel."""
     out, _ = real_layer
     static = [out[f"w8 {label} static"][1] for label in GROUPINGS]
     assert max(static) - min(static) < 1.0
     assert out["w8 per-channel token"][1] > out["w8 per-channel static"][1] + 10
+    assert abs(out["w4 g32 token"][1] - out["w8 per-channel static"][1]) < 1.5    # measured 23.3 vs 24.0 dB
 
 
 def test_on_a_real_layer_token_wise_helps_every_token_but_cls_which_sets_the_static_scale(real_layer):
