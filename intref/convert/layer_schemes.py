@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import dequantize, run
 from ..build import GraphBuilder
-from ..errors import RangeError, ShapeError
+from ..errors import ArgumentError, RangeError, ShapeError
 from ..graph import Graph
 from .error_budget import sqnr_db
 from .ptq.convert import PtqDerivation
@@ -134,7 +134,9 @@ def linear_input(ckpt, texts: Sequence[str], point: str):
     seen = {}
     ckpt.hidden(ids, mask, observe=lambda n, v: seen.__setitem__(n, v) if n == point else None)
     if point not in seen:
-        raise KeyError(f"linear_input: the float model has no point {point!r}")
+        raise ArgumentError(f"linear_input: the float model has no point {point!r} (a Linear's input is e.g. "
+                            f"'emb.out', 'layer0.context', 'layer0.attn.out', 'layer0.gelu.out')", argument="point",
+                            value=point)
     keep = np.asarray(mask, bool)
     sentence, position = np.nonzero(keep)
     tokens = np.array([ckpt.tokenizer.vocab[int(i)] for i in np.asarray(ids)[keep]])
