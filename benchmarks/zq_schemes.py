@@ -4,7 +4,8 @@
 
 One float calibration pass (``--calib`` VADER movie-review sentences, calibration split), then one
 integer graph per scheme (``intref.convert.ptq.build_ptq`` with ``weights`` / ``group_size`` /
-``groups`` / ``group_axis`` / ``act``, the PTQ defaults otherwise), each run by ``intref.run`` on
+``groups`` / ``group_axis`` / ``act`` / ``clip`` / ``table_bits``, and ``smoothquant`` where a row names it;
+the PTQ defaults otherwise), each run by ``intref.run`` on
 ``--test`` held-out sentences. Prints a markdown table: cosine between the float and the
 dequantized integer ``pooled`` embeddings (mean, 5th percentile, minimum), the bundle's size on
 disk (a zip, stored) and its ratio to the W8A8 bundle. ``--exact-shortcuts`` as in
@@ -29,20 +30,25 @@ from intref.convert.ptq import calibrate as cal  # noqa: E402
 from intref.convert.ptq.checkpoint import load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, integer_embeddings  # noqa: E402
 
-SCHEMES = [  # (label, scheme options)
+G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token")
+SCHEMES = [  # (label, build_ptq options)
     ("W8A8 static (per-channel weights)", dict()),
     ("W8A8 token-wise", dict(weights="w8", act="token")),
-    ("W4/8-A8 token-wise, input groups of 32", dict(weights="w4/8", group_size=32, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, input groups of 64", dict(weights="w4/8", group_size=64, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, input groups of 128", dict(weights="w4/8", group_size=128, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, 48 output-row groups", dict(weights="w4/8", groups=48, group_axis="out", act="token")),
-    ("W4/8-A8 token-wise, per-channel W4", dict(weights="w4/8", group_size=None, groups=None, act="token")),
-    ("W4/8-A8 static, input groups of 64", dict(weights="w4/8", group_size=64, group_axis="in", act="static")),
-    ("W4/8-A8 token-wise, input groups of 64, int4 word table",
-     dict(weights="w4/8", group_size=64, group_axis="in", act="token", table_bits=4)),
-    ("W4/8-A8 token-wise, input groups of 128, int4 word table",
-     dict(weights="w4/8", group_size=128, group_axis="in", act="token", table_bits=4)),
-]
+    ("W4/8-A8 token-wise, input groups of 64, max-abs scales", dict(G64, clip="max")),                # 2
+    ("W4/8-A8 token-wise, input groups of 64, MSE clip", dict(G64, clip="mse")),
+    ("W4/8-A8 token-wise, input groups of 64, activation-weighted clip", dict(G64, clip="act")),
+    ("W4/8-A8 token-wise, input groups of 32, activation-weighted clip", dict(G64, group_size=32, clip="act")),
+    ("W4/8-A8 token-wise, input groups of 128, activation-weighted clip", dict(G64, group_size=128, clip="act")),
+    ("W4/8-A8 token-wise, per-channel W4, activation-weighted clip", dict(G64, group_size=None, clip="act")),
+    ("W4/8-A8 token-wise, 48 output-row groups, activation-weighted clip",
+     dict(G64, group_size=None, groups=48, group_axis="out", clip="act")),
+    ("W4/8-A8 static, input groups of 64, activation-weighted clip", dict(G64, act="static", clip="act")),
+    ("W4/8-A8 token-wise, input groups of 64, act. clip, SmoothQuant 0.5", dict(G64, clip="act", smoothquant=0.5)),
+    ("W4/8-A8 token-wise, input groups of 64, act. clip, SmoothQuant 0.7", dict(G64, clip="act", smoothquant=0.7)),
+    ("W4/8-A8 token-wise, input groups of 64, act. clip, no SmoothQuant", dict(G64, clip="act", smoothquant=None)),
+    ("W4/8-A8 token-wise, input groups of 64, act. clip, int4 word table", dict(G64, clip="act", table_bits=4)),
+    ("W8A8 token-wise, int4 word table", dict(weights="w8", act="token", table_bits=4)),
+    ("W4/8-A8 token-wise, input groups of 64, max-abs, SmoothQuant 0.5", dict(G64, clip="max", smoothquant=0.5)),]
 
 
 def bundle_bytes(graph) -> int:

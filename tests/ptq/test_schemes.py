@@ -100,11 +100,14 @@ def test_int4_weights_make_a_smaller_bundle(bert, stats, tmp_path):
 def test_options_are_validated():
     assert scheme_from_options("w4/8") == Scheme("w4/8", **W48_DEFAULTS)
     assert scheme_from_options("w4/8", act="static").act == "static"
-    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token")
+    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token",
+                                                                                 clip=W48_DEFAULTS["clip"])
+    assert scheme_from_options("w4").clip == W48_DEFAULTS["clip"] and scheme_from_options("w8", act="token").clip == "max"
+    assert scheme_from_options("w4/8", clip="max").clip == "max"
     assert scheme_from_options() == Scheme()
     assert scheme_from_options("w8", table_bits=4).table_bits == 4
     for bad in (dict(weights="w2"), dict(act="dynamic"), dict(group_axis="rows"), dict(group_size=0),
-                dict(group_size=16, groups=2), dict(table_bits=2)):
+                dict(group_size=16, groups=2), dict(table_bits=2), dict(clip="absmax")):
         with pytest.raises(ValueError):
             scheme_from_options(**bad)
     with pytest.raises(ValueError, match="do not divide"):

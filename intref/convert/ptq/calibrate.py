@@ -97,6 +97,20 @@ def smoothing_factors(model, stats: Dict[str, RangeStats], alpha: Optional[float
     return factors
 
 
+def linear_importance(stats: Dict[str, RangeStats], factors: Dict[str, np.ndarray], layers: int) -> Dict[str, np.ndarray]:
+    """Every encoder Linear's input importance ``E[x_k**2]`` per input channel, of the smoothed input
+    ``x / f`` the integer graph holds (its weight columns carry ``f``): the weights of activation-aware
+    clipping (``intref.quant.clip_search``)."""
+    out = {}
+    for i in range(layers):
+        source = "emb.out" if i == 0 else f"layer{i - 1}.out"
+        for part in ("q", "k", "v"):
+            out[f"layer{i}.{part}.linear"] = stats[source].mean_square(factors.get(source))
+        for linear, point in (("attn.linear", "context"), ("ffn.linear1", "attn.out"), ("ffn.linear2", "gelu.out")):
+            out[f"layer{i}.{linear}"] = stats[f"layer{i}.{point}"].mean_square(factors.get(f"layer{i}.{point}"))
+    return out
+
+
 def point_bits(point: str, layers: int, output_bits: int) -> int:
     if point == "emb.sum":
         return EMB_BITS

@@ -88,7 +88,8 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
     wiring = Wiring(max_batch=MAX_BATCH, max_seq=ckpt.max_tokens, smooth=factors, output_bits=output_bits,
                     pooled=True)
     scheme = schemes.scheme_from_options(**scheme_options)
-    point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers)
+    point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers,
+                                         cal.linear_importance(stats, factors, cfg.layers))
     options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
                    smoothquant=smoothquant, output_bits=output_bits, scheme=scheme.describe())
     tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
