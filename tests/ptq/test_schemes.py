@@ -32,7 +32,9 @@ def stats(bert):
 @pytest.mark.parametrize("options", [dict(weights="w8", act="token"), dict(weights="w4/8", group_size=16),
                                      dict(weights="w4/8", groups=4, group_axis="out", act="token"),
                                      dict(weights="w4", group_size=8, act="static"), dict(weights="w8", groups=2),
-                                     dict(weights="w4/8", group_size=16, table_bits=4)])
+                                     dict(weights="w4/8", group_size=16, table_bits=4),
+                                     dict(weights="w4/8", group_size=16, clip="mse"),
+                                     dict(weights="w4", groups=4, group_axis="out", clip="act")])
 def test_every_scheme_builds_a_graph_that_tracks_float(bert, stats, options):
     graph, report = build_ptq(bert, stats, **options)
     assert graph.may_overflow == ()
@@ -128,3 +130,17 @@ def test_cli_takes_the_scheme_options_to_inspect(tmp_path, capsys):
     assert "layer0.ffn.linear1.token_acc  w4 in-groups of 16, act token" in out
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(tmp_path / "x"),
                  "--weights", "w8", "--group-size", "7"]) == 2
+
+
+def test_activation_aware_clip_uses_each_linears_calibrated_input_and_keeps_int4_in_range(bert, stats):
+    factors = cal.smoothing_factors(bert.model, stats, 0.9)
+    importance = cal.linear_importance(stats, factors, bert.model.config.layers)
+    assert len(importance) == 6 * bert.model.config.layers
+    assert importance["layer0.ffn.linear2"].shape == (bert.model.config.intermediate,)
+    assert np.all(importance["layer1.q.linear"] > 0)
+    graphs = {clip: build_ptq(bert, stats, weights="w4/8", group_size=16, clip=clip)[0] for clip in ("max", "mse", "act")}
+    weights = {clip: g.tensors["layer0.ffn.linear2.weight"].data for clip, g in graphs.items()}
+    assert all(-7 <= int(w.min()) and int(w.max()) <= 7 for w in weights.values())
+    assert not np.array_equal(weights["max"], weights["mse"]) and not np.array_equal(weights["mse"], weights["act"])
+    assert np.array_equal(graphs["act"].tensors["layer0.q.linear.weight"].data,      # deterministic
+                          build_ptq(bert, stats, weights="w4/8", group_size=16)[0].tensors["layer0.q.linear.weight"].data)
