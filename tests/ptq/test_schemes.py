@@ -26,15 +26,16 @@ def bert(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stats(bert):
-    return cal.collect(bert, CALIB)
+    return cal.collect(bert, CALIB, grams=True)        # gptq, the w4/8 default, needs the Gram matrices
 
 
 @pytest.mark.parametrize("options", [dict(weights="w8", act="token"), dict(weights="w4/8", group_size=16),
                                      dict(weights="w4/8", groups=4, group_axis="out", act="token"),
                                      dict(weights="w4", group_size=8, act="static"), dict(weights="w8", groups=2),
                                      dict(weights="w4/8", group_size=16, table_bits=4),
-                                     dict(weights="w4/8", group_size=16, clip="mse"),
-                                     dict(weights="w4", groups=4, group_axis="out", clip="act")])
+                                     dict(weights="w4/8", group_size=16, weight_quant="mse"),
+                                     dict(weights="w4", act="token", weight_quant="gptq"),
+                                     dict(weights="w4", groups=4, group_axis="out", weight_quant="act")])
 def test_every_scheme_builds_a_graph_that_tracks_float(bert, stats, options):
     graph, report = build_ptq(bert, stats, **options)
     assert graph.may_overflow == ()
@@ -103,13 +104,13 @@ def test_options_are_validated():
     assert scheme_from_options("w4/8") == Scheme("w4/8", **W48_DEFAULTS)
     assert scheme_from_options("w4/8", act="static").act == "static"
     assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token",
-                                                                                 clip=W48_DEFAULTS["clip"])
-    assert scheme_from_options("w4").clip == W48_DEFAULTS["clip"] and scheme_from_options("w8", act="token").clip == "max"
-    assert scheme_from_options("w4/8", clip="max").clip == "max"
+                                                                                 weight_quant=W48_DEFAULTS["weight_quant"])
+    assert scheme_from_options("w4").weight_quant == W48_DEFAULTS["weight_quant"] and scheme_from_options("w8", act="token").weight_quant == "max"
+    assert scheme_from_options("w4/8", weight_quant="max").weight_quant == "max"
     assert scheme_from_options() == Scheme()
     assert scheme_from_options("w8", table_bits=4).table_bits == 4
     for bad in (dict(weights="w2"), dict(act="dynamic"), dict(group_axis="rows"), dict(group_size=0),
-                dict(group_size=16, groups=2), dict(table_bits=2), dict(clip="absmax")):
+                dict(group_size=16, groups=2), dict(table_bits=2), dict(weight_quant="absmax")):
         with pytest.raises(ValueError):
             scheme_from_options(**bad)
     with pytest.raises(ValueError, match="do not divide"):
@@ -132,15 +133,25 @@ def test_cli_takes_the_scheme_options_to_inspect(tmp_path, capsys):
                  "--weights", "w8", "--group-size", "7"]) == 2
 
 
-def test_activation_aware_clip_uses_each_linears_calibrated_input_and_keeps_int4_in_range(bert, stats):
+def test_each_weight_quantization_uses_its_linears_calibrated_input_and_keeps_int4_in_range(bert, stats):
     factors = cal.smoothing_factors(bert.model, stats, 0.9)
-    importance = cal.linear_importance(stats, factors, bert.model.config.layers)
-    assert len(importance) == 6 * bert.model.config.layers
-    assert importance["layer0.ffn.linear2"].shape == (bert.model.config.intermediate,)
-    assert np.all(importance["layer1.q.linear"] > 0)
-    graphs = {clip: build_ptq(bert, stats, weights="w4/8", group_size=16, clip=clip)[0] for clip in ("max", "mse", "act")}
-    weights = {clip: g.tensors["layer0.ffn.linear2.weight"].data for clip, g in graphs.items()}
+    inputs = cal.linear_input_stats(stats, factors, bert.model.config.layers, grams=True)
+    cfg = bert.model.config
+    assert len(inputs) == 6 * cfg.layers
+    assert inputs["layer0.ffn.linear2"].gram.shape == (cfg.intermediate, cfg.intermediate)
+    assert np.allclose(np.diag(inputs["layer1.q.linear"].gram), inputs["layer1.q.linear"].mean_square)
+    graphs = {method: build_ptq(bert, stats, weights="w4/8", group_size=16, weight_quant=method)[0]
+              for method in ("max", "mse", "act", "gptq")}
+    weights = {method: g.tensors["layer0.ffn.linear2.weight"].data for method, g in graphs.items()}
     assert all(-7 <= int(w.min()) and int(w.max()) <= 7 for w in weights.values())
-    assert not np.array_equal(weights["max"], weights["mse"]) and not np.array_equal(weights["mse"], weights["act"])
-    assert np.array_equal(graphs["act"].tensors["layer0.q.linear.weight"].data,      # deterministic
-                          build_ptq(bert, stats, weights="w4/8", group_size=16)[0].tensors["layer0.q.linear.weight"].data)
+    for a, b in (("max", "mse"), ("mse", "act"), ("act", "gptq")):
+        assert not np.array_equal(weights[a], weights[b]), (a, b)
+    again = build_ptq(bert, stats, weights="w4/8", group_size=16)[0]                 # gptq, the default
+    assert np.array_equal(again.tensors["layer1.ffn.linear1.weight"].data, graphs["gptq"].tensors["layer1.ffn.linear1.weight"].data)
+    cos = cosine_summary(bert.embed(SENTENCES), integer_embeddings(graphs["gptq"], bert, SENTENCES))
+    assert cos["mean"] > 0.98
+
+
+def test_gptq_without_gram_matrices_is_refused_naming_the_point(bert, stats):
+    with pytest.raises(ValueError, match="Gram matrix of emb.out"):
+        build_ptq(bert, cal.collect(bert, CALIB[:4]), weights="w4/8", group_size=16, weight_quant="gptq")

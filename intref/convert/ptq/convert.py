@@ -52,13 +52,15 @@ def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str]
                 batch: int = 32, progress: cal.Progress = None, **scheme_options) -> Tuple[Graph, dict]:
     """Calibrate on ``calib_texts`` and build the integer graph. Returns ``(graph, report)``; the
     report holds the options, the sentence and token counts and the time of each stage.
-    ``scheme_options``: ZeroQuant's weights / group_size / groups / group_axis / act (``schemes.py``)."""
+    ``scheme_options``: ZeroQuant's weights / group_size / groups / group_axis / act / table_bits /
+    weight_quant (``schemes.py``); gptq keeps the Gram matrices of the Linear inputs in calibration."""
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
     check_options(observer, smoothquant, output_bits)
     texts = list(calib_texts)
     if not texts:
         raise TextError("calibration needs at least one sentence", field="calibration sentences")
-    stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
+    grams = schemes.scheme_from_options(**scheme_options).weight_quant == "gptq"
+    stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress, grams=grams)
     (graph, report), seconds_build = cal.timed(build_ptq, ckpt, stats, observer=observer, percentile=percentile,
                                                smoothquant=smoothquant, output_bits=output_bits, progress=progress,
                                                **scheme_options)
@@ -89,7 +91,7 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
                     pooled=True)
     scheme = schemes.scheme_from_options(**scheme_options)
     point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers,
-                                         cal.linear_importance(stats, factors, cfg.layers))
+                                         cal.linear_input_stats(stats, factors, cfg.layers, scheme.weight_quant == "gptq"))
     options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
                    smoothquant=smoothquant, output_bits=output_bits, scheme=scheme.describe())
     tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
