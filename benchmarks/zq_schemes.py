@@ -30,7 +30,7 @@ from intref.convert.ptq import calibrate as cal  # noqa: E402
 from intref.convert.ptq.checkpoint import load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, integer_embeddings  # noqa: E402
 
-G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token")
+G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token", smoothquant=0.9)   # 0.9: the W8 default
 SCHEMES = [  # (label, build_ptq options)
     ("W8A8 static (per-channel weights)", dict()),
     ("W8A8 token-wise", dict(weights="w8", act="token")),
@@ -40,7 +40,7 @@ SCHEMES = [  # (label, build_ptq options)
     ("W4/8-A8 token-wise, input groups of 64, GPTQ", dict(G64, weight_quant="gptq")),                 # 5
     ("W4/8-A8 token-wise, input groups of 32, GPTQ", dict(G64, group_size=32, weight_quant="gptq")),
     ("W4/8-A8 token-wise, input groups of 128, GPTQ", dict(G64, group_size=128, weight_quant="gptq")),
-    ("W4/8-A8 token-wise, per-channel W4, GPTQ", dict(G64, group_size=None, weight_quant="gptq")),
+    ("W4/8-A8 token-wise, one group per row (per-channel W4), GPTQ", dict(G64, group_size=1536, weight_quant="gptq")),
     ("W4/8-A8 token-wise, 48 output-row groups, GPTQ",
      dict(G64, group_size=None, groups=48, group_axis="out", weight_quant="gptq")),
     ("W4/8-A8 static, input groups of 64, GPTQ", dict(G64, act="static", weight_quant="gptq")),          # 10
@@ -50,7 +50,16 @@ SCHEMES = [  # (label, build_ptq options)
     ("W4/8-A8 token-wise, input groups of 64, GPTQ, int4 word table", dict(G64, weight_quant="gptq", table_bits=4)),
     ("W4/8-A8 token-wise, input groups of 128, GPTQ, int4 word table",                                  # 15
      dict(G64, group_size=128, weight_quant="gptq", table_bits=4)),
-    ("W8A8 token-wise, int4 word table", dict(weights="w8", act="token", table_bits=4)),]
+    ("W8A8 token-wise, int4 word table", dict(weights="w8", act="token", table_bits=4)),
+    ("W4-A8 token-wise (attention int4 too), input groups of 64, GPTQ, int4 word table",                # 17
+     dict(G64, weights="w4", weight_quant="gptq", table_bits=4)),
+    ("W4/8 defaults: input groups of 32, GPTQ, token-wise, SmoothQuant 0.5", dict(weights="w4/8")),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5, int4 word table",                  # 19
+     dict(G64, weight_quant="gptq", smoothquant=0.5, table_bits=4)),
+    ("W4-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5, int4 word table",
+     dict(G64, weights="w4", weight_quant="gptq", smoothquant=0.5, table_bits=4)),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.3", dict(G64, weight_quant="gptq", smoothquant=0.3)),
+    ("W8A8 token-wise, SmoothQuant 0.5", dict(weights="w8", act="token", smoothquant=0.5)),]
 
 
 def bundle_bytes(graph) -> int:

@@ -13,7 +13,8 @@ from intref.convert.ptq import cosine_summary, integer_embeddings, load_checkpoi
 from intref.convert.ptq import calibrate as cal
 from intref.convert.ptq.convert import build_ptq
 from intref.convert.ptq.random_checkpoint import SENTENCES, write_checkpoint
-from intref.convert.ptq.schemes import W48_DEFAULTS, Scheme, scheme_from_options
+from intref.convert.ptq.convert import DEFAULTS
+from intref.convert.ptq.schemes import W4_SMOOTHQUANT, W48_DEFAULTS, Scheme, scheme_from_options
 from intref.inspect_schemes import layer_schemes
 
 CALIB = SENTENCES * 4
@@ -155,3 +156,10 @@ def test_each_weight_quantization_uses_its_linears_calibrated_input_and_keeps_in
 def test_gptq_without_gram_matrices_is_refused_naming_the_point(bert, stats):
     with pytest.raises(ValueError, match="Gram matrix of emb.out"):
         build_ptq(bert, cal.collect(bert, CALIB[:4]), weights="w4/8", group_size=16, weight_quant="gptq")
+
+
+def test_int4_weights_default_to_their_own_smoothquant_alpha(bert, stats):
+    assert build_ptq(bert, stats, weights="w4/8")[1]["smoothquant"] == W4_SMOOTHQUANT
+    assert build_ptq(bert, stats, weights="w8", act="token")[1]["smoothquant"] == DEFAULTS["smoothquant"]
+    assert build_ptq(bert, stats, weights="w4/8", smoothquant=0.7)[1]["smoothquant"] == 0.7
+    assert build_ptq(bert, stats, weights="w4", smoothquant=None)[1]["smoothquant"] is None

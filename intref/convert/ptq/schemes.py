@@ -104,6 +104,14 @@ W4_QUANT = "gptq"
 W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8, weight_quant=W4_QUANT)
 
 
+W4_SMOOTHQUANT = 0.5     # measured best with int4 weights (docs/ptq.md); 8-bit weights keep DEFAULTS' 0.9
+
+
+def default_smoothquant(scheme: Scheme, w8_alpha: float) -> float:
+    """SmoothQuant's alpha when none is given: ``W4_SMOOTHQUANT`` for int4 weights, else ``w8_alpha``."""
+    return W4_SMOOTHQUANT if scheme.weights in ("w4", "w4/8") else w8_alpha
+
+
 def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
                         group_axis: Optional[str] = None, act: Optional[str] = None,
                         table_bits: Optional[int] = None, weight_quant: Optional[str] = None) -> Scheme:
