@@ -10,7 +10,9 @@ LayerNorm inputs, int8 Linear inputs) with post-training constants: per-channel 
 embedding tables with one scale per hidden channel, activation scales from ``calibrate``, SmoothQuant
 folded into LayerNorm gamma/beta and weight columns, the last hidden state in ``output_bits`` and
 its masked mean ``pooled``. Defaults (``DEFAULTS``) are the options measured best on
-all-MiniLM-L6-v2 (``docs/ptq.md``, measured by ``benchmarks/ptq_options.py``).
+all-MiniLM-L6-v2 (``docs/ptq.md``, measured by ``benchmarks/ptq_options.py``); int4 weights
+(``weights="w4"`` / ``"w4/8"``) take SmoothQuant ``schemes.W4_SMOOTHQUANT`` and GPTQ rounding instead
+(``benchmarks/zq_schemes.py``).
 """
 
 from __future__ import annotations
