@@ -8,7 +8,9 @@
 - ``prepare_group_linear``: the ``GroupLinear`` constants for input groups: multipliers that bring
   each group to its row's common scale, the common shift, and the output scale.
 
-Both quantizers are ``quantize_symmetric`` on a reshaped weight (clamp ``"narrow"`` by default:
+Both quantizers take ``clip="max" | "mse" | "act"`` (``clip_search``: max-abs, or a clip ratio per
+block searched for the least weight MSE, optionally weighted by the input channels' ``importance``);
+with ``"max"`` they are ``quantize_symmetric`` on a reshaped weight (clamp ``"narrow"`` by default:
 ``[-Q, Q]``, so int4 holds -7..7; ZeroQuant's DeepSpeed quantizer instead uses ``scale = 2 max / 2**b``
 and clips the positive maximum, which only wastes a level).
 """

@@ -21,7 +21,8 @@ def test_int4_word_table_converts_loads_runs_and_its_golden_set_verifies(tmp_pat
     bundle = tmp_path / "b.zip"
     assert main(["convert", "ptq", str(ckpt), "--calib", str(calib), "-o", str(bundle), "--weights", "w4/8",
                  "--group-size", "16", "--table-bits", "4"]) == 0
-    assert "int4 word table" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "int4 word table" in out and "weights by gptq" in out and "smoothquant 0.5" in out    # the int4 defaults
     graph = intref.load(bundle)
     table = graph.tensors["emb.word.table"]
     assert (table.type.name, table.layout, graph.tensors["emb.word.row_scale"].type.name) == ("int4", "int4_packed", "int16")
