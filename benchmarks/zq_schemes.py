@@ -4,7 +4,8 @@
 
 One float calibration pass (``--calib`` VADER movie-review sentences, calibration split), then one
 integer graph per scheme (``intref.convert.ptq.build_ptq`` with ``weights`` / ``group_size`` /
-``groups`` / ``group_axis`` / ``act``, the PTQ defaults otherwise), each run by ``intref.run`` on
+``groups`` / ``group_axis`` / ``act`` / ``weight_quant`` / ``table_bits``, and ``smoothquant`` where a row names it;
+the PTQ defaults otherwise), each run by ``intref.run`` on
 ``--test`` held-out sentences. Prints a markdown table: cosine between the float and the
 dequantized integer ``pooled`` embeddings (mean, 5th percentile, minimum), the bundle's size on
 disk (a zip, stored) and its ratio to the W8A8 bundle. ``--exact-shortcuts`` as in
@@ -29,20 +30,36 @@ from intref.convert.ptq import calibrate as cal  # noqa: E402
 from intref.convert.ptq.checkpoint import load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, integer_embeddings  # noqa: E402
 
-SCHEMES = [  # (label, scheme options)
+G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token", smoothquant=0.9)   # 0.9: the W8 default
+SCHEMES = [  # (label, build_ptq options)
     ("W8A8 static (per-channel weights)", dict()),
     ("W8A8 token-wise", dict(weights="w8", act="token")),
-    ("W4/8-A8 token-wise, input groups of 32", dict(weights="w4/8", group_size=32, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, input groups of 64", dict(weights="w4/8", group_size=64, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, input groups of 128", dict(weights="w4/8", group_size=128, group_axis="in", act="token")),
-    ("W4/8-A8 token-wise, 48 output-row groups", dict(weights="w4/8", groups=48, group_axis="out", act="token")),
-    ("W4/8-A8 token-wise, per-channel W4", dict(weights="w4/8", group_size=None, groups=None, act="token")),
-    ("W4/8-A8 static, input groups of 64", dict(weights="w4/8", group_size=64, group_axis="in", act="static")),
-    ("W4/8-A8 token-wise, input groups of 64, int4 word table",
-     dict(weights="w4/8", group_size=64, group_axis="in", act="token", table_bits=4)),
-    ("W4/8-A8 token-wise, input groups of 128, int4 word table",
-     dict(weights="w4/8", group_size=128, group_axis="in", act="token", table_bits=4)),
-]
+    ("W4/8-A8 token-wise, input groups of 64, max-abs scales", dict(G64, weight_quant="max")),         # 2
+    ("W4/8-A8 token-wise, input groups of 64, MSE clip", dict(G64, weight_quant="mse")),
+    ("W4/8-A8 token-wise, input groups of 64, activation-weighted clip", dict(G64, weight_quant="act")),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ", dict(G64, weight_quant="gptq")),                 # 5
+    ("W4/8-A8 token-wise, input groups of 32, GPTQ", dict(G64, group_size=32, weight_quant="gptq")),
+    ("W4/8-A8 token-wise, input groups of 128, GPTQ", dict(G64, group_size=128, weight_quant="gptq")),
+    ("W4/8-A8 token-wise, one group per row (per-channel W4), GPTQ", dict(G64, group_size=1536, weight_quant="gptq")),
+    ("W4/8-A8 token-wise, 48 output-row groups, GPTQ",
+     dict(G64, group_size=None, groups=48, group_axis="out", weight_quant="gptq")),
+    ("W4/8-A8 static, input groups of 64, GPTQ", dict(G64, act="static", weight_quant="gptq")),          # 10
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5", dict(G64, weight_quant="gptq", smoothquant=0.5)),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.7", dict(G64, weight_quant="gptq", smoothquant=0.7)),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, no SmoothQuant", dict(G64, weight_quant="gptq", smoothquant=None)),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, int4 word table", dict(G64, weight_quant="gptq", table_bits=4)),
+    ("W4/8-A8 token-wise, input groups of 128, GPTQ, int4 word table",                                  # 15
+     dict(G64, group_size=128, weight_quant="gptq", table_bits=4)),
+    ("W8A8 token-wise, int4 word table", dict(weights="w8", act="token", table_bits=4)),
+    ("W4-A8 token-wise (attention int4 too), input groups of 64, GPTQ, int4 word table",                # 17
+     dict(G64, weights="w4", weight_quant="gptq", table_bits=4)),
+    ("W4/8 defaults: input groups of 32, GPTQ, token-wise, SmoothQuant 0.5", dict(weights="w4/8")),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5, int4 word table",                  # 19
+     dict(G64, weight_quant="gptq", smoothquant=0.5, table_bits=4)),
+    ("W4-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5, int4 word table",
+     dict(G64, weights="w4", weight_quant="gptq", smoothquant=0.5, table_bits=4)),
+    ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.3", dict(G64, weight_quant="gptq", smoothquant=0.3)),
+    ("W8A8 token-wise, SmoothQuant 0.5", dict(weights="w8", act="token", smoothquant=0.5)),]
 
 
 def bundle_bytes(graph) -> int:
@@ -64,7 +81,7 @@ def main(argv=None) -> int:
     test = read_sentences("movie", n=args.test, split="test")
     print(f"# all-MiniLM-L6-v2, {len(calib)} calibration / {len(test)} test sentences; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    stats, seconds = cal.timed(cal.collect, ckpt, calib)
+    stats, seconds = cal.timed(cal.collect, ckpt, calib, grams=True)        # grams: for GPTQ
     print(f"# calibration pass: {seconds:.1f} s", flush=True)
     reference, seconds = cal.timed(ckpt.embed, test)
     print(f"# float embeddings of the test sentences: {seconds:.1f} s", flush=True)

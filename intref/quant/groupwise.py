@@ -8,7 +8,9 @@
 - ``prepare_group_linear``: the ``GroupLinear`` constants for input groups: multipliers that bring
   each group to its row's common scale, the common shift, and the output scale.
 
-Both quantizers are ``quantize_symmetric`` on a reshaped weight (clamp ``"narrow"`` by default:
+Both quantizers take ``clip="max" | "mse" | "act"`` (``clip_search``: max-abs, or a clip ratio per
+block searched for the least weight MSE, optionally weighted by the input channels' ``importance``);
+with ``"max"`` they are ``quantize_symmetric`` on a reshaped weight (clamp ``"narrow"`` by default:
 ``[-Q, Q]``, so int4 holds -7..7; ZeroQuant's DeepSpeed quantizer instead uses ``scale = 2 max / 2**b``
 and clips the positive maximum, which only wastes a level).
 """
@@ -24,32 +26,64 @@ import numpy as np
 from .. import _checks
 from ..errors import RangeError, ShapeError
 from ..spec.groupwise import INT32_MAX
+from .clip_search import CLIPS, quantize_clipped
 from .symmetric import quantize_symmetric
 
 _WHERE = "prepare_group_linear"
 MANTISSA_BITS = 31
 
 
-def quantize_input_groups(w, bits: int, group_size: int, clamp: str = "narrow"):
+def quantize_input_groups(w, bits: int, group_size: int, clamp: str = "narrow", *, clip: str = "max",
+                          importance=None):
     """``(q, scale)``: ``q`` ``[N, K]`` integers, ``scale[n, j]`` the scale of inputs ``j*g .. j*g+g-1`` of row
-    ``n``; ``q[n, k] * scale[n, k // g]`` dequantizes. ``K`` must be a multiple of ``group_size``."""
+    ``n``; ``q[n, k] * scale[n, k // g]`` dequantizes. ``K`` must be a multiple of ``group_size``.
+    ``clip``/``importance`` ``[K]``: ``quantize_blocks`` (``"max"``: max-abs, ``quantize_symmetric``)."""
     w = np.asarray(w)
     if w.ndim != 2 or w.shape[1] % group_size:
         raise ShapeError(f"quantize_input_groups: weight {w.shape} must be [N, K] with K a multiple of "
                          f"group_size={group_size}", argument="group_size", value=group_size)
     n_out, k = w.shape
-    q, scale = quantize_symmetric(w.reshape(n_out * (k // group_size), group_size), bits, axis=0, clamp=clamp)
+    q, scale = quantize_blocks(w.reshape(n_out * (k // group_size), group_size), bits, clamp, clip,
+                               _tiled(importance, w.shape, n_out * (k // group_size)))
     return q.reshape(n_out, k), scale.reshape(n_out, k // group_size)
 
 
-def quantize_row_groups(w, bits: int, groups: int, clamp: str = "narrow"):
+def quantize_row_groups(w, bits: int, groups: int, clamp: str = "narrow", *, clip: str = "max", importance=None):
     """``(q, scale)`` with ``scale`` of shape ``[N, 1]``: ``groups`` blocks of ``N / groups`` consecutive
-    output rows share one scale (ZeroQuant's convention), repeated on each row of its block."""
+    output rows share one scale (ZeroQuant's convention), repeated on each row of its block. ``groups = N``
+    is one scale per row (per channel). ``clip``/``importance`` ``[K]`` as ``quantize_input_groups``."""
     w = np.asarray(w)
     if w.ndim != 2 or groups < 1 or w.shape[0] % groups:
         raise ShapeError(f"quantize_row_groups: weight {w.shape} must be [N, K] with N a multiple of groups={groups}",
                          argument="groups", value=groups)
-    return quantize_symmetric(w, bits, axis=0, group_size=w.shape[0] // groups, clamp=clamp)
+    if clip == "max":
+        return quantize_symmetric(w, bits, axis=0, group_size=w.shape[0] // groups, clamp=clamp)
+    q, scale = quantize_blocks(w.reshape(groups, -1), bits, clamp, clip, _tiled(importance, w.shape, groups))
+    return q.reshape(w.shape), np.repeat(scale.reshape(-1), w.shape[0] // groups).reshape(-1, 1)
+
+
+def quantize_blocks(blocks: np.ndarray, bits: int, clamp: str, clip: str, importance):
+    """``(q, scale[B, 1])`` of ``blocks`` ``[B, L]``: max-abs (``quantize_symmetric``) or a searched clip
+    (``clip_search.quantize_clipped``: ``"mse"`` ignores ``importance``, ``"act"`` weighs by it)."""
+    if clip not in CLIPS:
+        raise ValueError(f"clip {clip!r} is not one of {CLIPS}")
+    if clip == "max":
+        return quantize_symmetric(blocks, bits, axis=0, clamp=clamp)
+    if clamp != "narrow":
+        raise ValueError(f"clip {clip!r} searches the narrow grid [-Q, Q]; clamp {clamp!r} is not supported")
+    if clip == "act" and importance is None:
+        raise ValueError("clip 'act' needs the importance E[x**2] of every input channel")
+    return quantize_clipped(blocks, bits, importance if clip == "act" else None)
+
+
+def _tiled(importance, shape, blocks: int):
+    """Per-input-channel ``importance`` ``[K]`` repeated on every row of a ``[N, K]`` weight, as ``blocks`` rows."""
+    if importance is None:
+        return None
+    importance = np.asarray(importance, np.float64)
+    if importance.shape != (shape[1],):
+        raise ShapeError(f"importance {importance.shape} must be [K] = [{shape[1]}]", argument="importance")
+    return np.broadcast_to(importance, shape).reshape(blocks, -1)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from intref.convert.ptq import cosine_summary, integer_embeddings, load_checkpoi
 from intref.convert.ptq import calibrate as cal
 from intref.convert.ptq.convert import build_ptq
 from intref.convert.ptq.random_checkpoint import SENTENCES, write_checkpoint
-from intref.convert.ptq.schemes import W48_DEFAULTS, Scheme, scheme_from_options
+from intref.convert.ptq.convert import DEFAULTS
+from intref.convert.ptq.schemes import W4_SMOOTHQUANT, W48_DEFAULTS, Scheme, scheme_from_options
 from intref.inspect_schemes import layer_schemes
 
 CALIB = SENTENCES * 4
@@ -26,13 +27,16 @@ def bert(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stats(bert):
-    return cal.collect(bert, CALIB)
+    return cal.collect(bert, CALIB, grams=True)        # gptq, the w4/8 default, needs the Gram matrices
 
 
 @pytest.mark.parametrize("options", [dict(weights="w8", act="token"), dict(weights="w4/8", group_size=16),
                                      dict(weights="w4/8", groups=4, group_axis="out", act="token"),
                                      dict(weights="w4", group_size=8, act="static"), dict(weights="w8", groups=2),
-                                     dict(weights="w4/8", group_size=16, table_bits=4)])
+                                     dict(weights="w4/8", group_size=16, table_bits=4),
+                                     dict(weights="w4/8", group_size=16, weight_quant="mse"),
+                                     dict(weights="w4", act="token", weight_quant="gptq"),
+                                     dict(weights="w4", groups=4, group_axis="out", weight_quant="act")])
 def test_every_scheme_builds_a_graph_that_tracks_float(bert, stats, options):
     graph, report = build_ptq(bert, stats, **options)
     assert graph.may_overflow == ()
@@ -100,11 +104,14 @@ def test_int4_weights_make_a_smaller_bundle(bert, stats, tmp_path):
 def test_options_are_validated():
     assert scheme_from_options("w4/8") == Scheme("w4/8", **W48_DEFAULTS)
     assert scheme_from_options("w4/8", act="static").act == "static"
-    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token")
+    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token",
+                                                                                 weight_quant=W48_DEFAULTS["weight_quant"])
+    assert scheme_from_options("w4").weight_quant == W48_DEFAULTS["weight_quant"] and scheme_from_options("w8", act="token").weight_quant == "max"
+    assert scheme_from_options("w4/8", weight_quant="max").weight_quant == "max"
     assert scheme_from_options() == Scheme()
     assert scheme_from_options("w8", table_bits=4).table_bits == 4
     for bad in (dict(weights="w2"), dict(act="dynamic"), dict(group_axis="rows"), dict(group_size=0),
-                dict(group_size=16, groups=2), dict(table_bits=2)):
+                dict(group_size=16, groups=2), dict(table_bits=2), dict(weight_quant="absmax")):
         with pytest.raises(ValueError):
             scheme_from_options(**bad)
     with pytest.raises(ValueError, match="do not divide"):
@@ -125,3 +132,34 @@ def test_cli_takes_the_scheme_options_to_inspect(tmp_path, capsys):
     assert "layer0.ffn.linear1.token_acc  w4 in-groups of 16, act token" in out
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(tmp_path / "x"),
                  "--weights", "w8", "--group-size", "7"]) == 2
+
+
+def test_each_weight_quantization_uses_its_linears_calibrated_input_and_keeps_int4_in_range(bert, stats):
+    factors = cal.smoothing_factors(bert.model, stats, 0.9)
+    inputs = cal.linear_input_stats(stats, factors, bert.model.config.layers, grams=True)
+    cfg = bert.model.config
+    assert len(inputs) == 6 * cfg.layers
+    assert inputs["layer0.ffn.linear2"].gram.shape == (cfg.intermediate, cfg.intermediate)
+    assert np.allclose(np.diag(inputs["layer1.q.linear"].gram), inputs["layer1.q.linear"].mean_square)
+    graphs = {method: build_ptq(bert, stats, weights="w4/8", group_size=16, weight_quant=method)[0]
+              for method in ("max", "mse", "act", "gptq")}
+    weights = {method: g.tensors["layer0.ffn.linear2.weight"].data for method, g in graphs.items()}
+    assert all(-7 <= int(w.min()) and int(w.max()) <= 7 for w in weights.values())
+    for a, b in (("max", "mse"), ("mse", "act"), ("act", "gptq")):
+        assert not np.array_equal(weights[a], weights[b]), (a, b)
+    again = build_ptq(bert, stats, weights="w4/8", group_size=16)[0]                 # gptq, the default
+    assert np.array_equal(again.tensors["layer1.ffn.linear1.weight"].data, graphs["gptq"].tensors["layer1.ffn.linear1.weight"].data)
+    cos = cosine_summary(bert.embed(SENTENCES), integer_embeddings(graphs["gptq"], bert, SENTENCES))
+    assert cos["mean"] > 0.98
+
+
+def test_gptq_without_gram_matrices_is_refused_naming_the_point(bert, stats):
+    with pytest.raises(ValueError, match="Gram matrix of emb.out"):
+        build_ptq(bert, cal.collect(bert, CALIB[:4]), weights="w4/8", group_size=16, weight_quant="gptq")
+
+
+def test_int4_weights_default_to_their_own_smoothquant_alpha(bert, stats):
+    assert build_ptq(bert, stats, weights="w4/8")[1]["smoothquant"] == W4_SMOOTHQUANT
+    assert build_ptq(bert, stats, weights="w8", act="token")[1]["smoothquant"] == DEFAULTS["smoothquant"]
+    assert build_ptq(bert, stats, weights="w4/8", smoothquant=0.7)[1]["smoothquant"] == 0.7
+    assert build_ptq(bert, stats, weights="w4", smoothquant=None)[1]["smoothquant"] is None

@@ -28,6 +28,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, length_batches
 from .observers import OBSERVERS, RangeStats, clip_range
+from .weight_quant import InputStats
 
 ACT_BITS, EMB_BITS, LN_IN_BITS = 8, 16, 22
 FACTOR_FLOOR = 1e-5
@@ -45,10 +46,13 @@ def observed_points(layers: int):
     return points
 
 
-def collect(ckpt: Checkpoint, texts: Sequence[str], *, batch: int = 32, progress: Progress = None):
-    """``RangeStats`` of every point over the real tokens of ``texts`` (one float forward pass)."""
+def collect(ckpt: Checkpoint, texts: Sequence[str], *, batch: int = 32, progress: Progress = None,
+            grams: bool = False):
+    """``RangeStats`` of every point over the real tokens of ``texts`` (one float forward pass);
+    ``grams``: the points that feed a Linear also keep their Gram matrix (for GPTQ)."""
     cfg = ckpt.model.config
     points = observed_points(cfg.layers)
+    gram_points = set(linear_inputs(cfg.layers).values()) if grams else set()
     stats: Dict[str, RangeStats] = {}
     done = 0
     for rows, ids, mask in length_batches(ckpt, texts, batch):
@@ -57,7 +61,7 @@ def collect(ckpt: Checkpoint, texts: Sequence[str], *, batch: int = 32, progress
         def observe(name, value, keep=keep):
             if name in points:
                 if name not in stats:
-                    stats[name] = RangeStats(value.shape[-1], points[name])
+                    stats[name] = RangeStats(value.shape[-1], points[name], gram=name in gram_points)
                 stats[name].add(value[keep])
 
         ckpt.hidden(ids, mask, observe=observe)
@@ -95,6 +99,31 @@ def smoothing_factors(model, stats: Dict[str, RangeStats], alpha: Optional[float
         w_max = np.maximum(np.abs(weights).max(axis=0), FACTOR_FLOOR)
         factors[point] = np.clip(x_max ** alpha / w_max ** (1.0 - alpha), FACTOR_FLOOR, 1.0 / FACTOR_FLOOR)
     return factors
+
+
+def linear_inputs(layers: int) -> Dict[str, str]:
+    """Every encoder Linear (``intref.models.ibert``'s names) and the calibration point it reads."""
+    out = {}
+    for i in range(layers):
+        for part in ("q", "k", "v"):
+            out[f"layer{i}.{part}.linear"] = "emb.out" if i == 0 else f"layer{i - 1}.out"
+        for linear, point in (("attn.linear", "context"), ("ffn.linear1", "attn.out"), ("ffn.linear2", "gelu.out")):
+            out[f"layer{i}.{linear}"] = f"layer{i}.{point}"
+    return out
+
+
+def linear_input_stats(stats: Dict[str, RangeStats], factors: Dict[str, np.ndarray], layers: int,
+                       grams: bool) -> Dict[str, InputStats]:
+    """Every encoder Linear's ``InputStats`` of the smoothed input ``x / f`` the integer graph holds (its
+    weight columns carry ``f``): ``E[x_k**2]`` and, with ``grams``, ``E[x x^T]``; ValueError naming the
+    point when calibration kept no Gram matrix (``collect(grams=True)``)."""
+    out = {}
+    for linear, point in linear_inputs(layers).items():
+        s, f = stats[point], factors.get(point)
+        if grams and s.gram is None:
+            raise ValueError(f"weight quantization gptq needs the Gram matrix of {point}: calibrate with grams=True")
+        out[linear] = InputStats(s.mean_square(f), s.mean_gram(f) if grams else None)
+    return out
 
 
 def point_bits(point: str, layers: int, output_bits: int) -> int:

@@ -12,7 +12,7 @@ import time
 
 from ...errors import TextError
 from . import schemes
-from .convert import DEFAULTS, convert_ptq
+from .convert import BY_SCHEME, DEFAULTS, convert_ptq
 from .text import read_text_file
 
 UNITS = {"calibrate": "sentences", "build": "layers"}
@@ -42,8 +42,9 @@ def add_arguments(parser) -> None:
                         help="ptq: how each int8 activation range is chosen (default %(default)s)")
     parser.add_argument("--percentile", type=float, default=DEFAULTS["percentile"],
                         help="ptq: the percentile observer's percentile of |x| (default %(default)s)")
-    parser.add_argument("--smoothquant", type=float, default=DEFAULTS["smoothquant"], metavar="ALPHA",
-                        help="ptq: SmoothQuant migration strength in [0, 1] (default %(default)s)")
+    parser.add_argument("--smoothquant", type=float, metavar="ALPHA",
+                        help=f"ptq: SmoothQuant migration strength in [0, 1] (default {DEFAULTS['smoothquant']}; "
+                             f"{schemes.W4_SMOOTHQUANT} with int4 weights)")
     parser.add_argument("--no-smoothquant", action="store_true", help="ptq: no SmoothQuant")
     parser.add_argument("--output-bits", type=int, choices=(8, 16), default=DEFAULTS["output_bits"],
                         help="ptq: width of last_hidden_state and pooled (default %(default)s)")
@@ -57,9 +58,10 @@ def cli_main(args) -> int:
         print("intref convert: error: ptq needs --calib TEXT_FILE (calibration sentences)", file=sys.stderr)
         return 2
     texts = read_text_file(args.calib)
+    alpha = BY_SCHEME if args.smoothquant is None else args.smoothquant      # the scheme's default alpha
     try:
         graph, report = convert_ptq(args.model_dir, texts, observer=args.observer, percentile=args.percentile,
-                                    smoothquant=None if args.no_smoothquant else args.smoothquant,
+                                    smoothquant=None if args.no_smoothquant else alpha,
                                     output_bits=args.output_bits, progress=TerminalProgress(),
                                     **schemes.options_from_args(args))
     except TextError as exc:   # name the calibration file, not just the sentence

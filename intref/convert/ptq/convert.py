@@ -10,7 +10,9 @@ LayerNorm inputs, int8 Linear inputs) with post-training constants: per-channel 
 embedding tables with one scale per hidden channel, activation scales from ``calibrate``, SmoothQuant
 folded into LayerNorm gamma/beta and weight columns, the last hidden state in ``output_bits`` and
 its masked mean ``pooled``. Defaults (``DEFAULTS``) are the options measured best on
-all-MiniLM-L6-v2 (``docs/ptq.md``, measured by ``benchmarks/ptq_options.py``).
+all-MiniLM-L6-v2 (``docs/ptq.md``, measured by ``benchmarks/ptq_options.py``); int4 weights
+(``weights="w4"`` / ``"w4/8"``) take SmoothQuant ``schemes.W4_SMOOTHQUANT`` and GPTQ rounding instead
+(``benchmarks/zq_schemes.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .checkpoint import Checkpoint, length_batches, load_checkpoint
 from .text import tokenizer_metadata
 
 DEFAULTS = dict(observer="mse", percentile=99.99, smoothquant=0.9, output_bits=16)
+BY_SCHEME = "by-scheme"      # smoothquant's default: DEFAULTS' 0.9, or schemes.W4_SMOOTHQUANT with int4 weights
 MAX_BATCH = 64
 
 
@@ -48,17 +51,19 @@ class PtqDerivation(Derivation):
 
 def convert_ptq(source: Union[str, Path, Checkpoint], calib_texts: Sequence[str], *,
                 observer: str = DEFAULTS["observer"], percentile: float = DEFAULTS["percentile"],
-                smoothquant: Optional[float] = DEFAULTS["smoothquant"], output_bits: int = DEFAULTS["output_bits"],
+                smoothquant: Union[float, None, str] = BY_SCHEME, output_bits: int = DEFAULTS["output_bits"],
                 batch: int = 32, progress: cal.Progress = None, **scheme_options) -> Tuple[Graph, dict]:
     """Calibrate on ``calib_texts`` and build the integer graph. Returns ``(graph, report)``; the
     report holds the options, the sentence and token counts and the time of each stage.
-    ``scheme_options``: ZeroQuant's weights / group_size / groups / group_axis / act (``schemes.py``)."""
+    ``scheme_options``: ZeroQuant's weights / group_size / groups / group_axis / act / table_bits /
+    weight_quant (``schemes.py``); gptq keeps the Gram matrices of the Linear inputs in calibration."""
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
-    check_options(observer, smoothquant, output_bits)
+    check_options(observer, None if smoothquant == BY_SCHEME else smoothquant, output_bits)
     texts = list(calib_texts)
     if not texts:
         raise TextError("calibration needs at least one sentence", field="calibration sentences")
-    stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress)
+    grams = schemes.scheme_from_options(**scheme_options).weight_quant == "gptq"
+    stats, seconds = cal.timed(cal.collect, ckpt, texts, batch=batch, progress=progress, grams=grams)
     (graph, report), seconds_build = cal.timed(build_ptq, ckpt, stats, observer=observer, percentile=percentile,
                                                smoothquant=smoothquant, output_bits=output_bits, progress=progress,
                                                **scheme_options)
@@ -75,11 +80,14 @@ def check_options(observer: str, smoothquant: Optional[float], output_bits: int)
 
 
 def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observer"],
-              percentile: float = DEFAULTS["percentile"], smoothquant: Optional[float] = DEFAULTS["smoothquant"],
+              percentile: float = DEFAULTS["percentile"], smoothquant: Union[float, None, str] = BY_SCHEME,
               output_bits: int = DEFAULTS["output_bits"], progress: cal.Progress = None,
               **scheme_options) -> Tuple[Graph, dict]:
     """The integer graph from calibration statistics (``calibrate.collect``): one calibration pass
-    can serve several option sets."""
+    can serve several option sets. ``smoothquant``: alpha, None (off) or ``BY_SCHEME`` (the default:
+    0.9, or ``schemes.W4_SMOOTHQUANT`` when the scheme has int4 weights)."""
+    scheme = schemes.scheme_from_options(**scheme_options)
+    smoothquant = schemes.default_smoothquant(scheme, DEFAULTS["smoothquant"]) if smoothquant == BY_SCHEME else smoothquant
     check_options(observer, smoothquant, output_bits)
     cfg = ckpt.model.config
     factors = cal.smoothing_factors(ckpt.model, stats, smoothquant)
@@ -87,8 +95,8 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
                               output_bits=output_bits)
     wiring = Wiring(max_batch=MAX_BATCH, max_seq=ckpt.max_tokens, smooth=factors, output_bits=output_bits,
                     pooled=True)
-    scheme = schemes.scheme_from_options(**scheme_options)
-    point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers)
+    point_scales, wiring = schemes.apply(scheme, point_scales, wiring, cfg.layers,
+                                         cal.linear_input_stats(stats, factors, cfg.layers, scheme.weight_quant == "gptq"))
     options = dict(observer=observer, percentile=percentile if observer == "percentile" else None,
                    smoothquant=smoothquant, output_bits=output_bits, scheme=scheme.describe())
     tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel

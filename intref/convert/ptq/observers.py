@@ -1,6 +1,8 @@
 """Activation-range observers for post-training calibration (build time: floats allowed).
 
-Every quantization point gets a ``RangeStats``: the exact per-channel maximum of ``|x|`` and a
+Every quantization point gets a ``RangeStats``: the exact per-channel maximum of ``|x|``, the per-channel
+mean of ``x**2`` (the importance of a weight column for activation-aware clipping), optionally
+the Gram matrix ``sum x^T x`` (GPTQ's hessian, ``gram=True``), and a
 histogram of ``|x|`` on a logarithmic grid (``BINS_PER_OCTAVE`` bins per power of two from
 ``2**LOW_EXP`` to ``2**HIGH_EXP``; bin 0 holds everything below, the last bin everything above).
 One pass over the calibration sentences fills them; each observer then reads a clipping range off:
@@ -42,10 +44,13 @@ def _bin_index(magnitudes: np.ndarray) -> np.ndarray:
 class RangeStats:
     """Range statistics of one quantization point over ``[tokens, channels]`` observations."""
 
-    def __init__(self, channels: int, per_channel: bool):
+    def __init__(self, channels: int, per_channel: bool, gram: bool = False):
         self.channels = channels
         self.per_channel = per_channel
         self.max = np.zeros(channels, np.float64)
+        self.sum_squares = np.zeros(channels, np.float64)      # sum of x**2 per channel (importance)
+        self.tokens = 0
+        self.gram = np.zeros((channels, channels), np.float64) if gram else None   # sum of x^T x (GPTQ)
         self.counts = np.zeros((channels if per_channel else 1, BINS), np.int64)
 
     def add(self, values: np.ndarray) -> None:
@@ -54,10 +59,30 @@ class RangeStats:
         if magnitudes.size == 0:
             return
         np.maximum(self.max, magnitudes.max(axis=0), out=self.max)
+        self.sum_squares += np.square(magnitudes.astype(np.float64)).sum(axis=0)
+        self.tokens += magnitudes.shape[0]
+        if self.gram is not None:
+            rows = values.reshape(-1, self.channels).astype(np.float64)
+            self.gram += rows.T @ rows
         index = _bin_index(magnitudes)
         if self.per_channel:
             index = index + np.arange(self.channels) * BINS
         self.counts += np.bincount(index.ravel(), minlength=self.counts.size).reshape(self.counts.shape)
+
+    def mean_square(self, smooth=None) -> np.ndarray:
+        """``E[x_k**2]`` per channel, of ``x / smooth`` when given (float64 ``[channels]``)."""
+        mean = self.sum_squares / max(self.tokens, 1)
+        return mean if smooth is None else mean / np.square(np.asarray(smooth, np.float64))
+
+    def mean_gram(self, smooth=None) -> np.ndarray:
+        """``E[x x^T]`` ``[channels, channels]``, of ``x / smooth`` when given (needs ``gram=True``)."""
+        if self.gram is None:
+            raise ValueError("this point kept no Gram matrix: calibrate with grams=True")
+        mean = self.gram / max(self.tokens, 1)
+        if smooth is None:
+            return mean
+        inverse = 1.0 / np.asarray(smooth, np.float64)
+        return mean * inverse[:, None] * inverse[None, :]
 
     def histogram(self, smooth=None):
         """``(counts[BINS], max)`` of the tensor, or of ``x / smooth`` per channel when given."""

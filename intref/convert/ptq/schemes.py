@@ -12,6 +12,9 @@ weight groups, token-wise activations. One hook into the encoder wiring, ``emit_
                               and the accumulator is brought back by TokenRequantize
     --table-bits 8|4          4: the word-embedding table in int4 with one scale per row (per token),
                               applied after the lookup by TokenRequantize (``emit_int4_table``)
+    --weight-quant max|mse|act|gptq
+                              how weights and scales are chosen (``weight_quant.py``); w4 and w4/8
+                              default to ``W4_QUANT``, w8 to max-abs
 
 Token mode, per Linear with 16-bit input ``x`` at scale ``s16`` and weight unit ``u[n]`` (the row scale,
 or GroupLinear's common ``C[n] / 2**f``): ``t = TokenScale(x)``, ``q = TokenQuantize(x, t)`` (int8),
@@ -30,8 +33,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...quant.groupwise import prepare_group_linear, quantize_input_groups, quantize_row_groups
+from ...quant.groupwise import prepare_group_linear
 from ...quant.symmetric import quantize_symmetric
+from .weight_quant import WEIGHT_QUANTS, quantize_weight
 
 WEIGHTS = ("w8", "w4", "w4/8")
 ACTS = ("static", "token")
@@ -50,11 +54,14 @@ class Scheme:
     group_axis: str = "in"
     act: str = "static"
     table_bits: int = 8
+    weight_quant: str = "max"
 
     def __post_init__(self):
         if self.weights not in WEIGHTS or self.act not in ACTS or self.group_axis not in ("in", "out"):
             raise ValueError(f"scheme: weights {self.weights!r} (one of {WEIGHTS}), act {self.act!r} (one of {ACTS}), "
                              f"group_axis {self.group_axis!r} (in or out)")
+        if self.weight_quant not in WEIGHT_QUANTS:
+            raise ValueError(f"scheme: weight quantization {self.weight_quant!r} is not one of {WEIGHT_QUANTS}")
         if self.table_bits not in (4, 8):
             raise ValueError(f"scheme: table_bits {self.table_bits!r} is not 4 or 8")
         if self.group_size is not None and self.groups is not None:
@@ -87,24 +94,36 @@ class Scheme:
     def describe(self) -> str:
         grouping = "per channel" if self.group_size is None and self.groups is None else (
             f"{self.group_axis}-groups " + (f"of {self.group_size}" if self.group_size else f"x{self.groups}"))
-        return f"{self.weights} {grouping}, act {self.act}" + (", int4 word table" if self.table_bits == 4 else "")
+        fit = "" if self.weight_quant == "max" else f", weights by {self.weight_quant}"
+        return f"{self.weights} {grouping}, act {self.act}{fit}" + (", int4 word table" if self.table_bits == 4 else "")
 
 
 # the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes";
 # benchmarks/zq_layers.py: input groups of 32 > 64 > 128 > per channel > 48 output-row groups)
-W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8)
+W4_QUANT = "gptq"
+W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8, weight_quant=W4_QUANT)
+
+
+W4_SMOOTHQUANT = 0.5     # measured best with int4 weights (docs/ptq.md); 8-bit weights keep DEFAULTS' 0.9
+
+
+def default_smoothquant(scheme: Scheme, w8_alpha: float) -> float:
+    """SmoothQuant's alpha when none is given: ``W4_SMOOTHQUANT`` for int4 weights, else ``w8_alpha``."""
+    return W4_SMOOTHQUANT if scheme.weights in ("w4", "w4/8") else w8_alpha
 
 
 def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
                         group_axis: Optional[str] = None, act: Optional[str] = None,
-                        table_bits: Optional[int] = None) -> Scheme:
-    """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``."""
+                        table_bits: Optional[int] = None, weight_quant: Optional[str] = None) -> Scheme:
+    """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``,
+    ``--weights w4`` its weight quantization."""
     defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static",
-                                                             table_bits=8)
+                                                             table_bits=8, weight_quant=W4_QUANT if weights == "w4" else "max")
     no_groups = group_size is None and groups is None
     return Scheme(weights=weights, group_size=defaults["group_size"] if no_groups else group_size,
                   groups=None if no_groups else groups, group_axis=group_axis or defaults["group_axis"],
-                  act=act or defaults["act"], table_bits=table_bits or defaults["table_bits"])
+                  act=act or defaults["act"], table_bits=table_bits or defaults["table_bits"],
+                  weight_quant=weight_quant or defaults["weight_quant"])
 
 
 def add_arguments(parser) -> None:
@@ -119,12 +138,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--act", choices=ACTS, help="ptq: activation quantization (default static; token for w4/8)")
     parser.add_argument("--table-bits", type=int, choices=(8, 4),
                         help="ptq: word-embedding table bits; 4: int4 with one scale per row (default 8)")
+    parser.add_argument("--weight-quant", choices=WEIGHT_QUANTS,
+                        help="ptq: how weights and their scales are chosen: max (max-abs), mse (a clip per block for "
+                             "the least weight MSE), act (that MSE weighted by the calibrated E[x^2] of each input), "
+                             f"gptq (act's clip, GPTQ's error feedback) (default max; {W4_QUANT} for w4, w4/8)")
 
 
 def options_from_args(args) -> dict:
     """``build_ptq``'s scheme keyword arguments from parsed command-line options."""
     return dict(weights=args.weights, group_size=args.group_size, groups=args.groups, group_axis=args.group_axis,
-                act=args.act, table_bits=args.table_bits)
+                act=args.act, table_bits=args.table_bits, weight_quant=args.weight_quant)
 
 
 def token_scales(point_scales: dict, layers: int) -> dict:
@@ -139,21 +162,26 @@ def token_scales(point_scales: dict, layers: int) -> dict:
     return out
 
 
-def apply(scheme: Scheme, point_scales: dict, wiring, layers: int):
+def apply(scheme: Scheme, point_scales: dict, wiring, layers: int, inputs: Optional[dict] = None):
     """``(point_scales, wiring)`` for ``scheme``: the default scheme changes nothing (int8 per-channel
-    Linears as before); any other installs ``emit_linear``, and token mode widens the Linear inputs."""
+    Linears as before); any other installs ``emit_linear``, and token mode widens the Linear inputs.
+    ``inputs``: Linear name -> ``InputStats`` of its (smoothed) input, for ``weight_quant`` act and gptq."""
     if scheme.is_default:
         return point_scales, wiring
     token = scheme.act == "token"
+    inputs = inputs or {}
     wiring = dataclasses.replace(wiring, act_bits=TOKEN_INPUT_BITS if token else wiring.act_bits,
-                                 linear_hook=lambda enc, *args: emit_linear(enc, scheme, *args),
+                                 linear_hook=lambda enc, *args: emit_linear(enc, scheme, *args,
+                                                                            stats=inputs.get(args[-1])),
                                  table_hook=emit_int4_table if scheme.table_bits == 4 else None)
     return (token_scales(point_scales, layers) if token else point_scales), wiring
 
 
-def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias: np.ndarray, name: str):
+def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias: np.ndarray, name: str, *,
+                stats=None):
     """Add the nodes of one Linear under ``scheme`` to ``enc.b``; return ``(acc, acc_scale[N])``: an int32
-    accumulator and its real per-channel scale, as ``intref.models.ibert``'s plain Linear does."""
+    accumulator and its real per-channel scale, as ``intref.models.ibert``'s plain Linear does.
+    ``stats``: the input's ``InputStats`` (``weight_quant`` act and gptq; ValueError naming the Linear without)."""
     b = enc.b
     bits = scheme.bits(name)
     n_out, k = weight.shape
@@ -165,8 +193,8 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
     x_max = (1 << (TOKEN_BITS - 1)) - 1 if token else 1 << 7          # |q| <= 127; a static int8 input: 128
     weight_type = "int4" if bits == 4 else "int8"
     layout = "int4_packed" if bits == 4 else "plain"
+    w_int, w_scale = quantize_weight(weight, bits, scheme.weight_quant, scheme.group_axis, size, stats, name)
     if size is not None and scheme.group_axis == "in":
-        w_int, w_scale = quantize_input_groups(weight, bits, size)
         # the unit of an int8 per-channel accumulator: int4 weights (scale ~ max / 7) get 8 - 4 fraction bits
         params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0 if token else 8 - bits)
         unit = params.out_scale                                   # C[n] / 2**f, per unit of x
@@ -174,10 +202,6 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
                   b.tensor(f"{name}.multiplier", params.multiplier.astype(np.uint32), "uint32")]
         gemm = ("GroupLinear", {"group_size": size, "shift": params.shift})
     else:
-        if size is not None:
-            w_int, w_scale = quantize_row_groups(weight, bits, n_out // size)
-        else:
-            w_int, w_scale = quantize_symmetric(weight, bits, axis=0, clamp="narrow")
         unit = w_scale.reshape(-1)
         inputs = [x, b.tensor(f"{name}.weight", w_int, weight_type, layout=layout, scale=unit, scale_axis=0)]
         gemm = ("Linear", {})
