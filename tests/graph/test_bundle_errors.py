@@ -106,6 +106,9 @@ def test_neither_directory_nor_zip(tmp_path):
     (b'{"format": "intref-graph", "format": "intref-graph"}', "duplicate key 'format'"),
     (b'{"format": NaN}', "NaN is not JSON"),
     (b'{"format": 1e999}', "does not fit a float64"),
+    (b'{"format": "intref-graph", "q": {"s": [0.5, 0.25, -1e309]}}', "number -1e309 does not fit"),   # in a list
+    (b'{"format": "intref-graph", "q": [[1, "a", 2.5e400, null]]}', "number 2.5e400 does not fit"),  # mixed, nested
+    (b'{"format": "intref-graph", "m": {"a": {"b": 1' + b"0" * 400 + b'.0}}}', "does not fit a float64"),
     ('{"format": "é"}'.encode("latin1"), "not valid JSON"),
     (b"[1, 2]", "the top level is list, not an object"),
     (b'{"format": "onnx", "format_version": 1}', "format: format is 'onnx', expected 'intref-graph'"),
