@@ -88,6 +88,11 @@ def _dump(value, indent: str) -> str:
         items = [f"{inner}{_scalar(key)}: {_dump(item, inner)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list):
+        kinds = set(map(type, value))
+        if kinds <= {int} or (kinds <= {float} and all(map(math.isfinite, value))):
+            # int.__repr__ and float.__repr__ are exactly what json.dumps writes for plain ints and
+            # finite floats (bool's type is bool, never int): one C-level pass for long per-channel lists
+            return "[" + ", ".join(map(repr, value)) + "]"
         if not any(isinstance(item, (dict, list)) for item in value):
             return "[" + ", ".join(_scalar(item) for item in value) + "]"
         return "[\n" + ",\n".join(inner + _dump(item, inner) for item in value) + "\n" + indent + "]"

@@ -290,7 +290,10 @@ class _ZipBundle:
             raise TensorFileError(f"the zip member declares {info.file_size} bytes; tensor {entry.name!r} needs "
                                   f"{data_bytes} bytes of data plus a .npy header", path=entry.file)
         self._check_member(info, TensorFileError, f"expected {data_bytes} + header")
-        if verify:   # stream-hash first: a member with a wrong sha256 is refused before its size is allocated
+        if verify and info.compress_type != zipfile.ZIP_STORED:
+            # stream-hash a deflated member first: it may declare up to ~1032x the bytes the archive holds,
+            # and one with a wrong sha256 is refused before that size is allocated. A stored member's size
+            # is bytes the archive really holds (checked above): it is hashed once, below, as it is kept.
             check_sha256(self._stream_sha256(info, entry), entry)
         buffer = bytearray(info.file_size)   # bounded: the declared shape's size, checked just above
         view = memoryview(buffer)
