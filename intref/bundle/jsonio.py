@@ -32,7 +32,7 @@ def parse_json(raw: bytes, path: str = FILE):
 def holds_infinity(document) -> bool:
     """Whether an infinite float lies anywhere in a parsed document (C-level passes over each
     container: a long list of numbers is never walked element by element in Python)."""
-    pending = [document]
+    pending = [[document]]          # containers only (the document itself may be a bare number)
     while pending:
         value = pending.pop()
         items = list(value.values()) if type(value) is dict else value
