@@ -15,10 +15,12 @@ A script, not a timed test. Builds a random-weight RoBERTa-base-size I-BERT (12 
 - the planned GEMM path's GOP/s on the FFN shape next to raw float32 and float64 BLAS rates.
 
 Every BLAS (NumPy's OpenBLAS and torch) runs with ``--threads`` threads. The default shapes take
-a few minutes on a loaded 2-core machine; ``--long`` adds 1 x 512 and 8 x 512 (about 15 more
-minutes there), or name them with ``--shapes``.
+about six minutes on a loaded 2-core machine (the reference I-BERT dominates: about 25 s a run
+at 1 x 128 there); ``--long`` adds 8 x 128, 1 x 512 and 8 x 512 (an hour or more there), or name
+shapes with ``--shapes`` (``--models-only`` skips the load, I/O and GEMM rows).
 
     /tmp/ci/.venv/bin/python benchmarks/speed.py [--threads 2] [--repeat 5] [--loads 7] [--long]
+        [--shapes 8x128,1x512 --repeat 1 --models-only]
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds after one warm-up round (median)")
-    parser.add_argument("--shapes", default=None, help="batch x seq, comma-separated (default 1x128,8x128; "
-                                                         "with --long also 1x512,8x512)")
-    parser.add_argument("--long", action="store_true", help="add the seq 512 rows")
+    parser.add_argument("--shapes", default=None, help="batch x seq, comma-separated (default 1x128; with "
+                                                         "--long also 8x128,1x512,8x512)")
+    parser.add_argument("--long", action="store_true", help="add the batch 8 and seq 512 rows")
+    parser.add_argument("--models-only", action="store_true", help="only the intref / reference / float rows")
     parser.add_argument("--loads", type=int, default=7, help="bundle loads timed (median)")
     parser.add_argument("--calibration", type=int, default=1, help="calibration batches of 4 x 128")
     parser.add_argument("--seed", type=int, default=0)
@@ -47,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--child-loads", metavar="BUNDLE", nargs="+", help=argparse.SUPPRESS)   # load times
     args = parser.parse_args(argv)
     if args.shapes is None:
-        args.shapes = "1x128,8x128" + (",1x512,8x512" if args.long else "")
+        args.shapes = "1x128" + (",8x128,1x512,8x512" if args.long else "")
     return args
 
 
@@ -243,6 +246,9 @@ def main(args) -> None:
           f"{time.perf_counter() - start:.0f} s; numpy {np.__version__}, torch {torch.__version__}, transformers "
           f"{transformers.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {platform.machine()}, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if args.models_only:
+        model_rows(model, float_model, graph, shapes, args.repeat)
+        return
     with tempfile.TemporaryDirectory() as workdir:
         bundle = os.path.join(workdir, "bundle")
         save(graph, bundle)
