@@ -83,10 +83,10 @@ def child_loads(bundles, loads: int) -> None:
     for bundle in bundles:
         times[bundle] = []
         for _ in range(loads):
-            graph = None                       # the previous graph is freed before the next load
             start = time.perf_counter()
             graph = load(bundle)
             times[bundle].append(time.perf_counter() - start)
+            del graph                          # freed before the next load, outside the timed span
     print(json.dumps(times))
 
 
@@ -102,8 +102,9 @@ def load_rows(bundles, args) -> list:
     rows = []
     for bundle, seconds in json.loads(out.strip().splitlines()[-1]).items():
         kind = "zip" if bundle.endswith(".zip") else "directory"
-        rows.append(f"bundle load ({kind}, {size_mb(bundle):.0f} MB, own process): median {statistics.median(seconds):.3f} s "
-                    f"of {len(seconds)} loads (min {min(seconds):.3f} s; the process's first {seconds[0]:.3f} s)")
+        rows.append(f"bundle load ({kind}, {size_mb(bundle):.0f} MB, own process): median "
+                    f"{statistics.median(seconds):.3f} s of {len(seconds)} loads (min {min(seconds):.3f} s; "
+                    f"the process's first {seconds[0]:.3f} s)")
     return rows
 
 
@@ -185,7 +186,8 @@ def io_rows(graph, bundle: str, workdir: str) -> list:
     write_golden(graph, feeds_for(1, 128), golden, formats=("npy", "bin"))
     dump_s = time.perf_counter() - start
     written = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files)
-    npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files if f.endswith(".npy"))
+    npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files
+              if f.endswith(".npy"))
     rows = [f"golden dump (npy + bin, batch 1 x 128, every node): {written / 1e6:.0f} MB in {dump_s:.2f} s = "
             f"{written / 1e6 / dump_s:.0f} MB/s"]
     hardware = os.path.join(workdir, "hardware")     # the "hardware's" dump: the golden .npy files, hard-linked

@@ -101,7 +101,6 @@ def exp_code_folded(z: np.ndarray, p: np.ndarray, params: SoftmaxParams) -> np.n
     same 0 as 127, since ``p * m < 2**94``); < 0, ``p * m * 2**(n - z - s)`` saturated at the top.
     """
     top = np.int64(params.exp_code_max())
-    m = np.int64(params.exp_multiplier)
     shift = np.int64(params.exp_shift - params.exp_clamp) + z          # s - n + z, in [s - n, s]
     right = np.minimum(np.maximum(shift, 0), MAX_SHIFT)
     rounded = rounded_exp_product(p, params, right)

@@ -61,7 +61,8 @@ def test_split_path_equals_general_property(m, s, rounding, data):
     x = np.array(data.draw(st.lists(st.one_of(st.integers(-bound, bound), st.sampled_from([bound, -bound, 0])),
                                     min_size=1, max_size=20)), dtype=np.int64)
     x = np.concatenate([x, ties(m, s, bound)])
-    np.testing.assert_array_equal(round_product_split(x, np.int64(m), np.int64(s), rounding), general(x, m, s, rounding))
+    np.testing.assert_array_equal(round_product_split(x, np.int64(m), np.int64(s), rounding),
+                                  general(x, m, s, rounding))
 
 
 @given(st.lists(st.integers(-(1 << 31), 1 << 31), min_size=4, max_size=4),
