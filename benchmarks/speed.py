@@ -3,16 +3,24 @@
 A script, not a timed test. Builds a random-weight RoBERTa-base-size I-BERT (12 layers, hidden
 768, 12 heads, FFN 3072, vocabulary 50265), converts it, saves the bundle, then reports:
 
+- bundle load time, directory and zip (``intref.load``: parse, validate, range analysis, plan,
+  sha256 of every tensor file), the median of ``--loads`` loads in a child process of its own, and
+  the first load of a fresh process;
+- in another child process: one load and one run at batch 1 x seq 128, peak RSS;
 - per (batch, seq): intref.run, the reference (transformers IBertModel, quant_mode=True, torch CPU)
   and the float model (quant_mode=False, same weights), interleaved in one process (one warm-up
   round, then ``--repeat`` rounds of intref / quant / float), medians and the ratios;
-- in a child process of its own: bundle load time, one run at batch 1 x seq 128, peak RSS;
-- golden dump throughput (MB written per second) and verify throughput (MB compared per second);
+- golden dump throughput (MB written per second) and verify throughput (MB compared per second:
+  the comparison alone, and the whole ``verify`` with its re-run of the bundle);
 - the planned GEMM path's GOP/s on the FFN shape next to raw float32 and float64 BLAS rates.
 
-Every BLAS (NumPy's OpenBLAS and torch) runs with ``--threads`` threads.
+Every BLAS (NumPy's OpenBLAS and torch) runs with ``--threads`` threads. The default shapes take
+about six minutes on a loaded 2-core machine (the reference I-BERT dominates: about 25 s a run
+at 1 x 128 there); ``--long`` adds 8 x 128, 1 x 512 and 8 x 512 (an hour or more there), or name
+shapes with ``--shapes`` (``--models-only`` skips the load, I/O and GEMM rows).
 
-    /work/venv/bin/python benchmarks/speed.py [--threads 2] [--repeat 5] [--shapes 1x128,8x128,1x512,8x512]
+    /tmp/ci/.venv/bin/python benchmarks/speed.py [--threads 2] [--repeat 5] [--loads 7] [--long]
+        [--shapes 8x128,1x512 --repeat 1 --models-only]
 """
 
 from __future__ import annotations
@@ -31,11 +39,19 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds after one warm-up round (median)")
-    parser.add_argument("--shapes", default="1x128,8x128,1x512,8x512", help="batch x seq, comma-separated")
+    parser.add_argument("--shapes", default=None, help="batch x seq, comma-separated (default 1x128; with "
+                                                         "--long also 8x128,1x512,8x512)")
+    parser.add_argument("--long", action="store_true", help="add the batch 8 and seq 512 rows")
+    parser.add_argument("--models-only", action="store_true", help="only the intref / reference / float rows")
+    parser.add_argument("--loads", type=int, default=7, help="bundle loads timed (median)")
     parser.add_argument("--calibration", type=int, default=1, help="calibration batches of 4 x 128")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", metavar="BUNDLE", help=argparse.SUPPRESS)  # the RSS / load-time process
-    return parser.parse_args(argv)
+    parser.add_argument("--child", metavar="BUNDLE", help=argparse.SUPPRESS)       # the RSS process
+    parser.add_argument("--child-loads", metavar="BUNDLE", nargs="+", help=argparse.SUPPRESS)   # load times
+    args = parser.parse_args(argv)
+    if args.shapes is None:
+        args.shapes = "1x128" + (",8x128,1x512,8x512" if args.long else "")
+    return args
 
 
 ARGS = parse_args()
@@ -57,6 +73,39 @@ def peak_rss_mb() -> float:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
+
+
+def child_loads(bundles, loads: int) -> None:
+    """Print JSON: per bundle, the seconds of ``loads`` loads in a row (the first is a fresh
+    process's: its memory is not yet the allocator's to reuse)."""
+    from intref.bundle import load
+    times = {}
+    for bundle in bundles:
+        times[bundle] = []
+        for _ in range(loads):
+            start = time.perf_counter()
+            graph = load(bundle)
+            times[bundle].append(time.perf_counter() - start)
+            del graph                          # freed before the next load, outside the timed span
+    print(json.dumps(times))
+
+
+def size_mb(path: str) -> float:
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 1e6
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files) / 1e6
+
+
+def load_rows(bundles, args) -> list:
+    out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--loads", str(args.loads),
+                          "--child-loads", *bundles], check=True, capture_output=True, text=True).stdout
+    rows = []
+    for bundle, seconds in json.loads(out.strip().splitlines()[-1]).items():
+        kind = "zip" if bundle.endswith(".zip") else "directory"
+        rows.append(f"bundle load ({kind}, {size_mb(bundle):.0f} MB, own process): median "
+                    f"{statistics.median(seconds):.3f} s of {len(seconds)} loads (min {min(seconds):.3f} s; "
+                    f"the process's first {seconds[0]:.3f} s)")
+    return rows
 
 
 def child(bundle: str) -> None:
@@ -127,6 +176,9 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
 
 
 def io_rows(graph, bundle: str, workdir: str) -> list:
+    """Golden dump of every node at batch 1 x 128, then verify of that set against itself: the
+    comparison alone (``rederive=False``: golden values trusted by their sha256) and the whole
+    ``verify`` (which also loads the bundle and re-runs it on the feeds)."""
     from intref.golden.write import write_golden
     from intref.verify import verify
     golden = os.path.join(workdir, "golden")
@@ -134,14 +186,41 @@ def io_rows(graph, bundle: str, workdir: str) -> list:
     write_golden(graph, feeds_for(1, 128), golden, formats=("npy", "bin"))
     dump_s = time.perf_counter() - start
     written = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files)
-    npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files if f.endswith(".npy"))
-    start = time.perf_counter()
-    report = verify(golden, golden, formats=("npy",), bundle=bundle)
-    verify_s = time.perf_counter() - start
-    return [f"golden dump (npy + bin, batch 1 x 128, every node): {written / 1e6:.0f} MB in {dump_s:.2f} s = "
-            f"{written / 1e6 / dump_s:.0f} MB/s",
-            f"verify (npy, against itself: {report.counts()['compared']} tensors, {report.verdict()}): "
-            f"{npy / 1e6:.0f} MB compared in {verify_s:.2f} s = {npy / 1e6 / verify_s:.0f} MB/s"]
+    npy = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(golden) for f in files
+              if f.endswith(".npy"))
+    rows = [f"golden dump (npy + bin, batch 1 x 128, every node): {written / 1e6:.0f} MB in {dump_s:.2f} s = "
+            f"{written / 1e6 / dump_s:.0f} MB/s"]
+    hardware = os.path.join(workdir, "hardware")     # the "hardware's" dump: the golden .npy files, hard-linked
+    for folder, _, files in os.walk(golden):
+        for name in (f for f in files if f.endswith(".npy")):
+            target = os.path.join(hardware, os.path.relpath(folder, golden), name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.link(os.path.join(folder, name), target)
+    for what, rederive in (("golden trusted by sha256", False), ("with the re-run of the bundle", True)):
+        clock = PhaseClock()
+        start = time.perf_counter()
+        report = verify(golden, hardware, formats=("npy",), bundle=bundle, rederive=rederive, progress=clock)
+        verify_s = time.perf_counter() - start
+        compare_s = clock.finished - clock.started
+        rows.append(f"verify npy ({what}: {report.counts['compared']} tensors, {report.verdict}): "
+                    f"{npy / 1e6:.0f} MB in {verify_s:.2f} s = {npy / 1e6 / verify_s:.0f} MB/s overall; "
+                    f"setup {clock.started - start:.2f} s (bundle load, graph sha256, manifest"
+                    f"{', re-run' if rederive else ''}), then the node-by-node comparison (reading both "
+                    f"sides, golden sha256, compare) {compare_s:.2f} s = {npy / 1e6 / compare_s:.0f} MB/s")
+    return rows
+
+
+class PhaseClock:
+    """A ``verify`` progress sink that only notes when the node-by-node comparison starts and ends."""
+
+    def start(self, total: int) -> None:
+        self.started = time.perf_counter()
+
+    def update(self, name: str, bytes_read: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        self.finished = time.perf_counter()
 
 
 def gemm_rows(repeat: int) -> list:
@@ -170,6 +249,9 @@ def main(args) -> None:
     if args.child:
         child(args.child)
         return
+    if args.child_loads:
+        child_loads(args.child_loads, args.loads)
+        return
     import platform
 
     import torch
@@ -182,19 +264,25 @@ def main(args) -> None:
           f"{time.perf_counter() - start:.0f} s; numpy {np.__version__}, torch {torch.__version__}, transformers "
           f"{transformers.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {platform.machine()}, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if args.models_only:
+        model_rows(model, float_model, graph, shapes, args.repeat)
+        return
     with tempfile.TemporaryDirectory() as workdir:
         bundle = os.path.join(workdir, "bundle")
         save(graph, bundle)
+        save(graph, bundle + ".zip")
+        print("\n".join(load_rows([bundle, bundle + ".zip"], args)), flush=True)
         out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", bundle],
                              check=True, capture_output=True, text=True).stdout
         figures = json.loads(out.strip().splitlines()[-1])
         print(f"intref alone (own process): bundle load {figures['load_s']:.2f} s, one run 1 x 128 "
               f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
-        model_rows(model, float_model, graph, shapes, args.repeat)
         print("\n".join(io_rows(graph, bundle, workdir)), flush=True)
-    print("\n".join(gemm_rows(args.repeat)))
+    print("\n".join(gemm_rows(args.repeat)), flush=True)
+    model_rows(model, float_model, graph, shapes, args.repeat)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
-    print("all-MiniLM-L6-v2 per sentence: not measured here (needs post-training quantization, not on this branch)")
+    print("all-MiniLM-L6-v2 per sentence: not measured here (benchmarks/bench_minilm.py times intref, the reference "
+          "and the float model on real sentences)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def as_int_or_ints(owner: str, name: str, value) -> PerChannelInt:
         return int(value.__index__())
     if getattr(value, "ndim", 1) != 1:
         raise ShapeError(f"{owner}: {name} must be an int or a 1-D sequence of ints", argument=name)
+    if type(value) in (tuple, list) and set(map(type, value)) <= {int}:
+        return tuple(value)      # plain ints (not bool: its type is bool), checked in C, not one by one
     try:
         items = list(value)
     except TypeError:

@@ -19,7 +19,34 @@ FILE = "graph.json"
 
 
 def parse_json(raw: bytes, path: str = FILE):
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, no float overflow to inf."""
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, no float overflow to inf.
+
+    Floats are parsed by the C scanner's own ``float`` (a Python hook per number costs more than
+    the parse); a literal that overflowed is then an ``inf`` in the result (NaN and Infinity are
+    refused while parsing), found by ``holds_infinity``, and only then is the text parsed again with
+    a per-number hook, which names the offending literal."""
+    document = _parse(raw, path, strict_floats=False)
+    return _parse(raw, path, strict_floats=True) if holds_infinity(document) else document
+
+
+def holds_infinity(document) -> bool:
+    """Whether an infinite float lies anywhere in a parsed document (C-level passes over each
+    container: a long list of numbers is never walked element by element in Python)."""
+    pending = [[document]]          # containers only (the document itself may be a bare number)
+    while pending:
+        value = pending.pop()
+        items = list(value.values()) if type(value) is dict else value
+        kinds = set(map(type, items))
+        if float in kinds:
+            floats = items if kinds == {float} else [item for item in items if type(item) is float]
+            if not all(map(math.isfinite, floats)):
+                return True
+        if dict in kinds or list in kinds:
+            pending.extend(item for item in items if type(item) in (dict, list))
+    return False
+
+
+def _parse(raw: bytes, path: str, *, strict_floats: bool):
     def pairs(items):
         seen = {}
         for key, value in items:
@@ -38,7 +65,8 @@ def parse_json(raw: bytes, path: str = FILE):
         raise _Reject(f"{text} is not JSON")
 
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_float=number, parse_constant=constant)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_float=number if strict_floats else float,
+                          parse_constant=constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError and _Reject are ValueErrors
         raise BundleFormatError(f"not valid JSON: {exc}"[:500], path=path) from None
 
@@ -60,6 +88,11 @@ def _dump(value, indent: str) -> str:
         items = [f"{inner}{_scalar(key)}: {_dump(item, inner)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list):
+        kinds = set(map(type, value))
+        if kinds <= {int} or (kinds <= {float} and all(map(math.isfinite, value))):
+            # int.__repr__ and float.__repr__ are exactly what json.dumps writes for plain ints and
+            # finite floats (bool's type is bool, never int): one C-level pass for long per-channel lists
+            return "[" + ", ".join(map(repr, value)) + "]"
         if not any(isinstance(item, (dict, list)) for item in value):
             return "[" + ", ".join(_scalar(item) for item in value) + "]"
         return "[\n" + ",\n".join(inner + _dump(item, inner) for item in value) + "\n" + indent + "]"

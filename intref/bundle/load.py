@@ -196,17 +196,18 @@ class _DirectoryBundle:
         stamp = FileStamp.of(full, entry.file, status)
         try:
             with open(full, "rb") as stream:
-                header = parse_header(stream.read(PREFIX_MAX), entry.file)
-                check_header(header, entry, status.st_size)
-                if verify:
-                    stream.seek(0)
-                    check_sha256(sha256_of_stream(stream, status.st_size, entry.file), entry)
-            array = np.load(full, mmap_mode="r" if header.data_bytes else None, allow_pickle=False)
+                prefix = stream.read(PREFIX_MAX)
+            header = parse_header(prefix, entry.file)
+            check_header(header, entry, status.st_size)
+            array = np.memmap(full, dtype=header.dtype, mode="r", offset=header.data_offset, shape=header.shape) \
+                if header.data_bytes else np.zeros(header.shape, dtype=header.dtype)
+            if verify:   # the header bytes read above, then the mapped bytes themselves: no copy, and
+                digest = hashlib.sha256(prefix[:header.data_offset])        # what is hashed is what is used
+                digest.update(array.reshape(-1).view(np.uint8))
+                check_sha256(digest.hexdigest(), entry)
         except (OSError, ValueError) as exc:
             raise TensorFileError(f"cannot be read: {exc}", path=entry.file) from None
-        if array.shape != header.shape or array.dtype != header.dtype:
-            raise TensorFileError("the file changed while being read", path=entry.file)
-        stamp.check("while the bundle was being loaded")   # what was hashed is what is mapped
+        stamp.check("while the bundle was being loaded")   # the file mapped is the file stamped
         values = decode(entry, array)
         mapped = isinstance(array, np.memmap) and np.may_share_memory(values, array)
         return values, (stamp if mapped else None)
@@ -289,7 +290,10 @@ class _ZipBundle:
             raise TensorFileError(f"the zip member declares {info.file_size} bytes; tensor {entry.name!r} needs "
                                   f"{data_bytes} bytes of data plus a .npy header", path=entry.file)
         self._check_member(info, TensorFileError, f"expected {data_bytes} + header")
-        if verify:   # stream-hash first: a member with a wrong sha256 is refused before its size is allocated
+        if verify and info.compress_type != zipfile.ZIP_STORED:
+            # stream-hash a deflated member first: it may declare up to ~1032x the bytes the archive holds,
+            # and one with a wrong sha256 is refused before that size is allocated. A stored member's size
+            # is bytes the archive really holds (checked above): it is hashed once, below, as it is kept.
             check_sha256(self._stream_sha256(info, entry), entry)
         buffer = bytearray(info.file_size)   # bounded: the declared shape's size, checked just above
         view = memoryview(buffer)

@@ -203,7 +203,7 @@ def file_array(tensor, file: str) -> np.ndarray:
                                   path=file)
     if tensor.layout == "int4_packed":
         return pack_int4(data)
-    return np.ascontiguousarray(data.astype(tensor.type.storage.newbyteorder("<")))
+    return np.ascontiguousarray(data, dtype=tensor.type.storage.newbyteorder("<"))   # no copy when it already is
 
 
 def write_npy(stream, array: np.ndarray) -> None:

@@ -20,6 +20,7 @@ from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
 from ..graph import NAME, SYMBOL, Node, ValueInfo
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..ops import REGISTRY
+from ..ops.base import plain_ints_within
 
 FILE = "graph.json"
 FORMAT = "intref-graph"
@@ -327,6 +328,8 @@ def _attribute_value(field: str, value):
         return value
     if kind != "list":
         _fail(field, f"expected an int, bool, string or list of ints and strings, got {kind}")
+    if plain_ints_within(value, INT64_MIN, INT64_MAX):
+        return tuple(value)
     for i, item in enumerate(value):
         if type(item) is int:
             _int(_at(field, i), item, INT64_MIN, INT64_MAX)
@@ -348,7 +351,10 @@ def _quantization(value, names) -> dict:
         if type(scale) is list:
             if not scale:
                 _fail(_at(field, "scale"), "an empty list of scales")
-            parsed_scale = [_finite(_at(_at(field, "scale"), i), s) for i, s in enumerate(scale)]
+            if set(map(type, scale)) == {float} and all(map(math.isfinite, scale)):
+                parsed_scale = list(scale)      # the common case, checked in C; else one by one, naming the index
+            else:
+                parsed_scale = [_finite(_at(_at(field, "scale"), i), s) for i, s in enumerate(scale)]
         else:
             parsed_scale = _finite(_at(field, "scale"), scale)
         parsed[name] = {"scale": parsed_scale}

@@ -84,6 +84,8 @@ def _plain(value):
     if isinstance(value, np.floating):
         return float(value)
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= {int, float, str}:      # already plain (one C-level pass, not per item)
+            return list(value)
         return [_plain(v) for v in value]
     return value
 

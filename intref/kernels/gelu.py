@@ -44,9 +44,14 @@ def i_gelu(q, params: GeluParams) -> np.ndarray:
     c = np.asarray(params.c_int, dtype=np.int64)
     k = np.asarray(params.shift_int, dtype=np.int64)
     q64 = q.astype(np.int64)                               # a new array: q itself is never written
-    t = np.minimum(np.abs(q64), -b)                        # |q| <= 2**62 since input_bits <= 63
-    d = t + b                                              # b_int <= d <= 0
-    poly = d * d + c
-    signed_poly = np.where(q64 > 0, poly, np.where(q64 < 0, -poly, np.int64(0)))
-    y = np.right_shift(signed_poly, np.int64(params.guard_shift))   # arithmetic: floor
-    return q64 * (y + k)
+    # One working array, updated in place (no activation-sized temporary per step):
+    v = np.abs(q64, out=np.empty_like(q64))                # |q| <= 2**62 since input_bits <= 63
+    np.minimum(v, -b, out=v)                               # t
+    v += b                                                 # d = t + b_int, b_int <= d <= 0
+    v *= v
+    v += c                                                 # P = d*d + c_int
+    v *= np.sign(q64)                                      # sgn(q) * P: P, -P or 0 (-P fits: proven)
+    v >>= np.int64(params.guard_shift)                     # y, arithmetic: floor
+    v += k
+    v *= q64                                               # q * (y + shift_int)
+    return v if v.ndim else v[()]                          # a 0-d input gives a scalar, as NumPy's ops do

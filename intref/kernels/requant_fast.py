@@ -38,8 +38,9 @@ MAX_FAST_SHIFT = 62
 
 def int64_product_proven(x_magnitude: int, multipliers, shifts) -> bool:
     """True when ``|x| <= x_magnitude`` proves every ``x * m`` an int64 and every shift <= 62."""
-    m_max = max(abs(int(m)) for m in np.ravel(multipliers))
-    return x_magnitude * m_max <= INT64_MAX and max(int(s) for s in np.ravel(shifts)) <= MAX_FAST_SHIFT
+    m = np.ravel(multipliers).tolist()           # Python ints (per-channel tuples: one C-level pass)
+    m_max = max(max(m), -min(m))
+    return x_magnitude * m_max <= INT64_MAX and max(np.ravel(shifts).tolist()) <= MAX_FAST_SHIFT
 
 
 def round_product_int64(x: np.ndarray, m: np.ndarray, s: np.ndarray, rounding: str) -> np.ndarray:

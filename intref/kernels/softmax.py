@@ -20,6 +20,7 @@ from .. import _checks
 from ..errors import DtypeError, RangeError, ShapeError
 from ..inttypes import INT64_MAX, MAX_SHIFT, IntType
 from ..spec.softmax import FACTOR_BITS, SoftmaxParams
+from .requant_fast import round_product_int64
 from .rounding import mul_shift_round
 
 
@@ -100,15 +101,36 @@ def exp_code_folded(z: np.ndarray, p: np.ndarray, params: SoftmaxParams) -> np.n
     same 0 as 127, since ``p * m < 2**94``); < 0, ``p * m * 2**(n - z - s)`` saturated at the top.
     """
     top = np.int64(params.exp_code_max())
-    m = np.int64(params.exp_multiplier)
     shift = np.int64(params.exp_shift - params.exp_clamp) + z          # s - n + z, in [s - n, s]
     right = np.minimum(np.maximum(shift, 0), MAX_SHIFT)
-    rounded = mul_shift_round(p, m, right, params.exp_rounding).value()   # exact below 2**62
+    rounded = rounded_exp_product(p, params, right)
     code = np.minimum(rounded, top)
     if params.exp_shift < params.exp_clamp:                            # some shifts are negative
         left = np.maximum(-shift, 0)                                   # 0..n
         code = np.where(shift < 0, mul_pow2_saturating(p, params.exp_multiplier, left, top), code)
     return code
+
+
+def int64_exp_product_proven(params: SoftmaxParams) -> bool:
+    """True when every ``p * m`` is below 2**62 and the dialect is not ``double_round``: then
+    ``rounded_exp_product`` may use the int64 path of ``kernels.requant_fast``."""
+    product_max = max(params.poly_range()[1], 0) * params.exp_multiplier
+    return product_max < 1 << 62 and params.exp_rounding != "double_round"
+
+
+def rounded_exp_product(p: np.ndarray, params: SoftmaxParams, right: np.ndarray) -> np.ndarray:
+    """``round(p * m / 2**right)`` (``p >= 0``, ``0 <= right <= 127``) as int64, exact below 2**62.
+
+    Where ``int64_exp_product_proven``: the int64 product ``round_product_int64`` for
+    ``right <= 62``, and 0 for ``right >= 63`` (``p * m < 2**62 <= 2**(right-1)``: below one half,
+    which half_even, half_up, half_away and floor all round to 0). Else the general 95-bit kernel.
+    Equal either way (tests/kernels/test_softmax_fast.py)."""
+    m = np.int64(params.exp_multiplier)
+    if not int64_exp_product_proven(params):
+        return mul_shift_round(p, m, right, params.exp_rounding).value()
+    rounded = round_product_int64(p, m, np.minimum(right, 62), params.exp_rounding)
+    rounded[np.broadcast_to(right > 62, rounded.shape)] = 0
+    return rounded
 
 
 def mul_pow2_saturating(p: np.ndarray, m: int, left: np.ndarray, top: np.int64) -> np.ndarray:

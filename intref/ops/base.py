@@ -146,7 +146,17 @@ def _is_int(v) -> bool:
 
 
 def _is_ints(v) -> bool:
-    return isinstance(v, (list, tuple)) and all(_is_int(x) for x in v)
+    return plain_ints_within(v) or (isinstance(v, (list, tuple)) and all(_is_int(x) for x in v))
+
+
+def plain_ints_within(values, lo=None, hi=None) -> bool:
+    """True when ``values`` is a list or tuple of plain Python ints (``type(v) is int``: no bool)
+    all within ``[lo, hi]`` (a bound of None is open). Checked by C-level ``map``/``min``/``max``, not
+    one element at a time in Python: the fast answer for long per-channel lists. False says only
+    "not this fast case": the caller then checks element by element and names the offender."""
+    if type(values) not in (list, tuple) or not set(map(type, values)) <= {int}:
+        return False
+    return not values or ((lo is None or min(values) >= lo) and (hi is None or max(values) <= hi))
 
 
 KIND_NAMES = {"int": "an int", "bool": "a bool", "str": "a string", "ints": "a list of ints",
@@ -189,6 +199,8 @@ def _check_attr(node, op, key, spec: Attr, value):
         return bounded(value)
     if spec.kind == "dims":
         return tuple(v if isinstance(v, str) else int(v) for v in value)
+    if plain_ints_within(value, spec.lo, spec.hi):
+        return tuple(value)
     return tuple(bounded(v) for v in value)
 
 

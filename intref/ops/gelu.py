@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import ShapeMismatchError
 from ..kernels.gelu import i_gelu
+from ..kernels.gelu_bounds import output_range
 from ..spec.gelu import GeluParams
 from .base import Attr, Op, Prepared, Result, channel_count, per_channel, require_type
 
@@ -31,5 +32,5 @@ class IGelu(Op):
         params = GeluParams(**consts, guard_shift=attrs["guard_shift"], input_bits=x.type.bits)
         if params.channels not in (None, channels):
             ctx.fail(ShapeMismatchError, f"per-channel constants have {params.channels} values for {channels} channels")
-        lo, hi = params.output_range(x.lo, x.hi)
+        lo, hi = output_range(params, x.lo, x.hi)     # = params.output_range, vectorized
         return Prepared((Result(x.shape, lo, hi),), lambda x_array: (i_gelu(x_array, params),))

@@ -53,13 +53,13 @@ class Linear(Op):
             if bias.data is None or bias.shape != (n_out,):
                 ctx.fail(ShapeMismatchError, f"bias {bias.name!r} must be a stored [{n_out}] tensor")
             b = bias.data.astype(np.int64)
-        w_max = max(int(w.max()), -int(w.min()))
+        w_max = max(weight.hi, -weight.lo)          # a stored tensor's lo/hi are its exact extremes
         if w_max * max(abs(x.lo), abs(x.hi)) * k + int(np.abs(b).max(initial=0)) >= _SAFE:
             ctx.fail(RangeAnalysisError, "the accumulator's worst case could leave int64")
         # Exact per channel, then the widest: with x.lo <= x.hi, max(w * x.lo, w * x.hi) is w * x.hi for
         # w > 0 and w * x.lo for w < 0, so the channel sums need only the positive and negative weight sums.
-        positive = np.maximum(w, 0).sum(axis=1, dtype=np.int64)
-        negative = np.minimum(w, 0).sum(axis=1, dtype=np.int64)
+        positive = positive_part(w).sum(axis=1, dtype=np.int64)
+        negative = w.sum(axis=1, dtype=np.int64) - positive
         hi = (positive * x.hi + negative * x.lo + b).max()
         lo = (positive * x.lo + negative * x.hi + b).min()
         plan = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
@@ -74,6 +74,13 @@ class Linear(Op):
             return (acc.reshape(x_array.shape[:-1] + (n_out,)),)
 
         return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k))
+
+
+def positive_part(w: np.ndarray) -> np.ndarray:
+    """``max(w, 0)`` of a signed integer array, in its dtype: ``w & ~(w >> (bits - 1))`` (the
+    arithmetic shift gives -1, all ones, for a negative ``w`` and 0 otherwise); a few times faster
+    than ``np.maximum`` on int8."""
+    return w & ~(w >> (w.dtype.itemsize * 8 - 1))
 
 
 def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray) -> GemmPlan:

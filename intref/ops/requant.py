@@ -6,8 +6,10 @@ bits) by their ``overflow`` attribute: ``saturate`` (I-BERT's clamp) or ``wrap``
 the low bits). The run's overflow policy never sees their outputs leave the type.
 
 Each node's path is planned at load time: ``int64`` (``kernels.requant_fast``) when the input
-type and the constants prove ``|x * m| < 2**63`` and every shift <= 62, else the general 95-bit
-``split95`` kernel. Both give the same result (tests/kernels/test_requant_fast.py).
+type and the constants prove ``|x * m| < 2**63`` and every shift <= 62; ``split32``
+(``kernels.requant_split``, ``Requantize`` only) when the product split on the low 32 bits of ``x``
+fits two int64 words and every shift is 32..94; else the general 95-bit ``split95`` kernel. All
+give the same result (tests/kernels/test_requant_fast.py, tests/kernels/test_requant_split.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..kernels.gemm_plan import type_magnitude
 from ..kernels.requant import add_requantized, requantize
 from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
 from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
+from ..kernels.requant_split import requantize_split, split_product_proven
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
@@ -69,8 +72,13 @@ def _int64_consts(m, s):
     return np.asarray(m, dtype=np.int64), np.asarray(s, dtype=np.int64)
 
 
+def _split_proven(x, m, s) -> bool:
+    """The plan's proof for the split32 path (``kernels.requant_split``), from ``x``'s TYPE."""
+    return split_product_proven(type_magnitude(x.type.lo, x.type.hi), m, s)
+
+
 def _path_name(x, m, s) -> str:
-    return "int64" if _int64_proven(x, m, s) else "split95"
+    return "int64" if _int64_proven(x, m, s) else "split32" if _split_proven(x, m, s) else "split95"
 
 
 class Requantize(Op):
@@ -97,6 +105,12 @@ class Requantize(Op):
 
             def run(x_array):
                 return (requantize_int64(x_array, *consts, rounding=attrs["rounding"], out_type=out,
+                                         overflow=attrs["overflow"]),)
+        elif _split_proven(x, m, s):
+            consts = _int64_consts(m, s)
+
+            def run(x_array):
+                return (requantize_split(x_array, *consts, rounding=attrs["rounding"], out_type=out,
                                          overflow=attrs["overflow"]),)
         else:
             def run(x_array):

@@ -22,7 +22,8 @@ from .._params import (
     require_bits,
 )
 from ..errors import DtypeError, RangeError, ShapeError
-from .gelu_bounds import channel_output_range, int_type_range, require_int64_intermediates
+from .gelu_bounds import (all_channels_proven_int64, channel_output_range, int_type_range,
+                          require_int64_intermediates)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class GeluParams:
         object.__setattr__(self, "input_bits", require_bits(owner, "input_bits", self.input_bits, 2, 63))
         object.__setattr__(self, "out_scale", as_float_or_floats(owner, "out_scale", self.out_scale))
         channel_count(owner, self, self._PER_CHANNEL)
+        if self.channels is not None and all_channels_proven_int64(*self.columns(), self.guard_shift,
+                                                                   self.input_bits):
+            return          # every channel proven at once; else the exact proof names the channel
         for c, b, cc, k in self._constants():
             require_int64_intermediates(owner, c, b, cc, k, self.guard_shift, self.input_bits)
 
@@ -74,9 +78,7 @@ class GeluParams:
         """``(channel, b_int, c_int, shift_int)`` per channel; channel is ``None`` per tensor."""
         if self.channels is None:
             return [(None, self.b_int, self.c_int, self.shift_int)]
-        pick = [v if isinstance(v, tuple) else (v,) * self.channels
-                for v in (self.b_int, self.c_int, self.shift_int)]
-        return [(c, *values) for c, values in enumerate(zip(*pick))]
+        return [(c, *values) for c, values in enumerate(zip(*self.columns()))]
 
     def output_range(self, in_lo: int, in_hi: int) -> tuple:
         """``(lo, hi)`` bounding ``i_gelu(q, channel c)`` over every channel and every integer
@@ -95,15 +97,26 @@ class GeluParams:
         the true minimum) by less than ``min(max |q|, T)`` over the range, i.e. one unit of ``y``
         times ``|q|``.
         """
+        in_lo, in_hi = self.checked_input_range(in_lo, in_hi)
+        ranges = [channel_output_range(b, c, k, self.guard_shift, in_lo, in_hi)
+                  for _, b, c, k in self._constants()]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def checked_input_range(self, in_lo: int, in_hi: int) -> tuple:
+        """``(in_lo, in_hi)`` as Python ints; RangeError unless ``in_lo <= in_hi``, both in
+        ``int<input_bits>`` (``output_range``'s REQUIRE)."""
         in_lo, in_hi = as_int("GeluParams.output_range", "in_lo", in_lo), as_int(
             "GeluParams.output_range", "in_hi", in_hi)
         q_lo, q_hi = int_type_range(self.input_bits)
         if not q_lo <= in_lo <= in_hi <= q_hi:
             raise RangeError(f"GeluParams.output_range: [{in_lo}, {in_hi}] is empty or leaves "
                              f"int{self.input_bits} [{q_lo}, {q_hi}]", argument="in_lo", value=(in_lo, in_hi))
-        ranges = [channel_output_range(b, c, k, self.guard_shift, in_lo, in_hi)
-                  for _, b, c, k in self._constants()]
-        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+        return in_lo, in_hi
+
+    def columns(self) -> tuple:
+        """``(b_int, c_int, shift_int)``, each a tuple of one int per channel (one per tensor)."""
+        count = self.channels or 1
+        return tuple(v if isinstance(v, tuple) else (v,) * count for v in (self.b_int, self.c_int, self.shift_int))
 
 
 def i_gelu(q: int, params: GeluParams) -> int:

@@ -88,6 +88,36 @@ def intermediate_ranges(b: int, c: int, k: int, g: int, input_bits: int) -> list
     return ranges + [("q * (y + shift_int)", *channel_output_range(b, c, k, g, q_lo, q_hi), INT64_MIN)]
 
 
+def all_channels_proven_int64(b_values, c_values, k_values, g: int, input_bits: int) -> bool:
+    """True when interval arithmetic over the extremes of the per-channel constants proves that
+    EVERY channel passes ``require_int64_intermediates`` (a sufficient condition: False only means
+    "check each channel"). With ``B = min b``, ``|C| = max |c|``, ``|K| = max |k|`` and every
+    ``b <= 0``, each row of ``intermediate_ranges`` is bounded for every channel at once:
+
+        b_int, c_int, shift_int   within [min, max] of their values
+        (t + b_int)**2            in [0, B**2]                    ((b + t_max)**2 <= b**2)
+        (t + b_int)**2 + c_int    in [min c, B**2 + max c]
+        y + shift_int             in [(-P >> g) + min k, (P >> g) + max k],  P = B**2 + |C|
+        q * (y + shift_int)       not listed: 2**(n-1) * max|y + K| <= 2**63 - 1 is required here
+
+    so when these fit their allowed ranges, no channel's exact row can leave them. O(channels)
+    in C-level min/max; the per-channel proof runs only when this returns False."""
+    b_lo, b_hi = min(b_values), max(b_values)
+    c_lo, c_hi = min(c_values), max(c_values)
+    k_lo, k_hi = min(k_values), max(k_values)
+    if b_hi > 0 or b_lo < -INT64_MAX or c_lo < INT64_MIN or c_hi > INT64_MAX or k_lo < INT64_MIN \
+            or k_hi > INT64_MAX:
+        return False
+    b_sq = b_lo * b_lo
+    if b_sq > INT64_MAX or c_lo < -INT64_MAX or b_sq + c_hi > INT64_MAX:
+        return False
+    p = b_sq + max(-c_lo, c_hi)
+    m_lo, m_hi = ((-p) >> g) + k_lo, (p >> g) + k_hi
+    if m_lo < INT64_MIN or m_hi > INT64_MAX:
+        return False
+    return (1 << (input_bits - 1)) * max(-m_lo, m_hi, 0) <= INT64_MAX
+
+
 def require_int64_intermediates(owner, channel, b, c, k, g, input_bits) -> None:
     where = f"{owner}: " + ("" if channel is None else f"channel {channel}: ")
     index = None if channel is None else (channel,)

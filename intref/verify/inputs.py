@@ -288,7 +288,7 @@ def _read_npy(path: str, t: IntType, shape, size: int) -> Dump:
         data = stream.read(header.data_bytes)
     if len(data) != header.data_bytes:
         raise DumpError("the file changed while being read", path=path)
-    flat = np.frombuffer(data, dtype=expected).astype(t.storage)
+    flat = np.frombuffer(data, dtype=expected).astype(t.storage, copy=False)   # read-only; a copy only to swap bytes
     _require_in_type(flat, t, path, header.shape)
     note = ""
     if header.shape != tuple(shape):
@@ -358,8 +358,8 @@ def _rereader(decode, content, t: IntType, layout: Layout, path: str):
 
 def canonical_sha256(array: np.ndarray, t: IntType) -> str:
     """sha256 of the little-endian storage-width bytes, row-major (the manifest's tensor sha256)."""
-    data = np.ascontiguousarray(array, dtype=t.storage.newbyteorder("<")).tobytes()
-    return hashlib.sha256(data).hexdigest()
+    data = np.ascontiguousarray(array, dtype=t.storage.newbyteorder("<"))   # no copy when it already is
+    return hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()
 
 
 class GoldenValues:

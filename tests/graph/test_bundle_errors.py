@@ -106,6 +106,9 @@ def test_neither_directory_nor_zip(tmp_path):
     (b'{"format": "intref-graph", "format": "intref-graph"}', "duplicate key 'format'"),
     (b'{"format": NaN}', "NaN is not JSON"),
     (b'{"format": 1e999}', "does not fit a float64"),
+    (b'{"format": "intref-graph", "q": {"s": [0.5, 0.25, -1e309]}}', "number -1e309 does not fit"),   # in a list
+    (b'{"format": "intref-graph", "q": [[1, "a", 2.5e400, null]]}', "number 2.5e400 does not fit"),  # mixed, nested
+    (b'{"format": "intref-graph", "m": {"a": {"b": 1' + b"0" * 400 + b'.0}}}', "does not fit a float64"),
     ('{"format": "é"}'.encode("latin1"), "not valid JSON"),
     (b"[1, 2]", "the top level is list, not an object"),
     (b'{"format": "onnx", "format_version": 1}', "format: format is 'onnx', expected 'intref-graph'"),
@@ -182,6 +185,10 @@ SCHEMA_CASES = [
     (("nodes", 2, "attributes", "multiplier"), [[1]], "nodes[2].attributes.multiplier[0]: expected an int or a string"),
     (("nodes", 2, "attributes", "multiplier"), [1, "x"], "nodes[2].attributes.multiplier: expected an int or a list "
                                                          "of ints, got list of int/str"),
+    (("nodes", 2, "attributes", "multiplier"), [1, 2, True, 4], "nodes[2].attributes.multiplier[2]: expected an int "
+                                                                "or a string of at most 256 characters, got bool"),
+    (("nodes", 2, "attributes", "multiplier"), [1, 1 << 70, 2, 3], "nodes[2].attributes.multiplier[1]: "
+                                                                   "1180591620717411303424 is outside"),
     (("nodes", 2, "attributes", "rounding"), True, "nodes[2].attributes.rounding: expected a string, got bool"),
     (("nodes", 2, "attributes", "bad-name"), 1, "nodes[2].attributes.bad-name: not a legal attribute name"),
     (("nodes", 2, "attributes"), [], "nodes[2].attributes: expected an object, got list"),
@@ -191,6 +198,8 @@ SCHEMA_CASES = [
                                                     " is not a finite float64"),
     (("quantization", "table", "axis"), -1, "quantization.table.axis: an axis applies only to a list"),
     (("quantization", "fc_q", "scale"), [], "quantization.fc_q.scale: an empty list of scales"),
+    (("quantization", "fc_q", "scale"), [0.1, 0.2, "0.3", 0.4], "quantization.fc_q.scale[2]: expected a number, got str"),
+    (("quantization", "fc_q", "scale"), [0.1, 10 ** 400, 0.3, 0.4], "quantization.fc_q.scale[1]: 1000000000"),
     (("quantization", "fc_q", "axis"), 7, "quantization.fc_q.axis: axis 7 is outside a value of shape"),
     (("quantization", "fc_q", "axis"), 0, "quantization.fc_q.scale: 4 per-channel scales, but"),
     (("quantization", "fc_q", "zero_point"), 0, "quantization.fc_q.zero_point: unknown field"),
@@ -437,6 +446,8 @@ GRAPH_CASES = [
      ["node 'fc': output 'fc' is declared with shape [1, 'seq', 5] but Linear gives [1, 'seq', 4]"]),
     (_set(("nodes", 2, "attributes", "shift"), 199), AttributeError_, ["node 'fc_q': Requantize attribute 'shift' = 199 "
                                                                        "is outside [0, 127]"]),
+    (_set(("nodes", 2, "attributes", "multiplier"), [1, 1 << 30, 1 << 32, -1]), AttributeError_,
+     ["node 'fc_q': Requantize attribute 'multiplier' = 4294967296 is outside [-2147483648, 2147483648]"]),
     (_set(("nodes", 2, "attributes", "gain"), 2), AttributeError_, ["node 'fc_q': Requantize has no attribute 'gain'"]),
     (_set(("nodes", 2, "attributes", "multiplier"), DELETE), AttributeError_, ["node 'fc_q': Requantize requires "
                                                                                "attribute 'multiplier'"]),

@@ -81,9 +81,10 @@ def _plan_of(x_type, multiplier, shift):
 @pytest.mark.parametrize("x_type, multiplier, shift, path", [
     ("int32", 1 << 31, 62, "int64"),                    # 2**31 * 2**31 = 2**62
     ("int33", (1 << 31) - 1, 40, "int64"),              # 2**32 * (2**31 - 1) = 2**63 - 2**32: inside
-    ("int33", 1 << 31, 40, "split95"),                  # 2**32 * 2**31 = 2**63: one past
-    ("int33", -(1 << 31), 40, "split95"),
-    ("int32", 1 << 30, 63, "split95"),                  # shift beyond 62
+    ("int33", 1 << 31, 40, "split32"),                  # 2**32 * 2**31 = 2**63: one past (split32's proof holds)
+    ("int33", -(1 << 31), 40, "split32"),
+    ("int32", 1 << 30, 63, "split32"),                  # shift beyond 62
+    ("int33", 1 << 31, 31, "split95"),                  # one past, and a shift below split32's 32
     ("int64", 1, 0, "split95"),                         # |-2**63 * 1| = 2**63
 ])
 def test_planner_picks_the_general_path_past_the_boundary(x_type, multiplier, shift, path):
