@@ -48,6 +48,7 @@ class Row:
     lee: Dict[str, float]
     seconds: float
     note: str = ""
+    difference: Dict[str, dict] = field(default_factory=dict)   # per set: metrics.paired_difference to float
 
 
 @dataclass
@@ -76,16 +77,19 @@ def load_sets(*, n_train: int, n_test: int, n_calib: int, n_lee: int = 50, seed:
 def score(name: str, embeddings: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], sets: Sets,
           probes: Dict[str, Probe], seconds: float, note: str = "") -> Row:
     """One table row from a system's test-set and Lee embeddings (``reference``: the float ones)."""
-    accuracy, agreement = {}, {}
+    accuracy, agreement, difference = {}, {}, {}
     for set_name in LABELLED:
         predicted = probes[set_name].predict(embeddings[set_name])
-        accuracy[set_name] = metrics.accuracy(predicted, sets.test[set_name].labels)
-        agreement[set_name] = metrics.accuracy(predicted, probes[set_name].predict(reference[set_name]))
+        baseline = probes[set_name].predict(reference[set_name])
+        labels = sets.test[set_name].labels
+        accuracy[set_name] = metrics.accuracy(predicted, labels)
+        agreement[set_name] = metrics.accuracy(predicted, baseline)
+        difference[set_name] = metrics.paired_difference(predicted, baseline, labels)
     ours = np.concatenate([embeddings[s] for s in LABELLED])
     theirs = np.concatenate([reference[s] for s in LABELLED])
     lee = metrics.similarity_correlation(embeddings["lee"], sets.lee_human)
     lee.update(metrics.similarity_agreement(embeddings["lee"], reference["lee"]))
-    return Row(name, accuracy, agreement, metrics.cosine_summary(ours, theirs), lee, seconds, note)
+    return Row(name, accuracy, agreement, metrics.cosine_summary(ours, theirs), lee, seconds, note, difference)
 
 
 def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = True,
@@ -162,16 +166,25 @@ def _reference_row(ckpt, sets, texts, float_test, probes, progress) -> Row:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """A Markdown table: accuracy per set (%), agreement with float (%), cosine to float, Lee r/rho."""
-    head = ("| system | movie acc | tweets acc | agree movie | agree tweets | cos mean | cos p5 | cos min "
-            "| Lee Pearson | Lee Spearman | time s |")
-    lines = [head, "|" + "---|" * 11]
+    """A Markdown table: accuracy per set (%), its difference to float with the 95 % paired interval
+    (points), agreement with float (%), cosine to float, Lee r/rho."""
+    head = ("| system | movie acc | tweets acc | movie - float | tweets - float | agree movie | agree tweets "
+            "| cos mean | cos p5 | cos min | Lee Pearson | Lee Spearman | time s |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         if r.note:
-            lines.append(f"| {r.name} | {r.note} |" + " |" * 9)
+            lines.append(f"| {r.name} | {r.note} |" + " |" * 11)
             continue
-        lines.append(f"| {r.name} | {100 * r.accuracy['movie']:.1f} | {100 * r.accuracy['tweets']:.1f} "
+        delta = " | ".join(_points(r.difference.get(s)) for s in LABELLED)
+        lines.append(f"| {r.name} | {100 * r.accuracy['movie']:.1f} | {100 * r.accuracy['tweets']:.1f} | {delta} "
                      f"| {100 * r.agreement['movie']:.1f} | {100 * r.agreement['tweets']:.1f} "
                      f"| {r.cosine['mean']:.4f} | {r.cosine['p5']:.4f} | {r.cosine['min']:.4f} "
                      f"| {r.lee['pearson']:.3f} | {r.lee['spearman']:.3f} | {r.seconds:.0f} |")
     return "\n".join(lines)
+
+
+def _points(difference: Optional[dict]) -> str:
+    """``-0.20 ± 0.31`` (percentage points), or blank."""
+    if not difference:
+        return ""
+    return f"{100 * difference['delta']:+.2f} ± {100 * difference['half95']:.2f}"

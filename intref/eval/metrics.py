@@ -15,6 +15,20 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
 
 
+def paired_difference(predicted: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """Accuracy of ``predicted`` minus that of ``baseline`` on the same items, with the half-width of
+    its 95 % normal interval: per item ``d = [predicted right] - [baseline right]`` in {-1, 0, 1},
+    ``delta = mean(d)``, ``half95 = 1.96 * std(d, ddof=1) / sqrt(n)`` (the paired test behind
+    McNemar's; only the discordant items move it). ``gained`` / ``lost``: items only one gets right."""
+    right = np.asarray(predicted) == np.asarray(labels)
+    base_right = np.asarray(baseline) == np.asarray(labels)
+    d = right.astype(np.float64) - base_right.astype(np.float64)
+    n = len(d)
+    half = 1.96 * float(np.std(d, ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    return {"delta": float(d.mean()), "half95": half, "gained": int(np.sum(right & ~base_right)),
+            "lost": int(np.sum(base_right & ~right)), "n": n}
+
+
 def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine between matching rows of ``a`` and ``b`` [n, d] (0 where a row is all zeros)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)

@@ -93,3 +93,20 @@ def test_in_processes_keeps_the_order_of_the_texts():
     lengths = lambda chunk: np.array([[len(t), len(t) % 3] for t in chunk], dtype=np.float64)  # noqa: E731
     np.testing.assert_array_equal(in_processes(lengths, texts, 3), lengths(texts))
     np.testing.assert_array_equal(in_processes(lengths, texts[:3], 3), lengths(texts[:3]))   # too few: serial
+
+
+def test_paired_difference_counts_only_discordant_items():
+    labels = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    base = np.array([0, 1, 0, 0, 1, 1, 1, 1])      # wrong on items 2, 5
+    ours = np.array([0, 1, 1, 0, 0, 1, 1, 0])      # right on 2, wrong on 4, 5, 7
+    d = metrics.paired_difference(ours, base, labels)
+    assert (d["gained"], d["lost"], d["n"]) == (1, 2, 8)
+    assert d["delta"] == metrics.accuracy(ours, labels) - metrics.accuracy(base, labels) == -1 / 8
+    per_item = np.array([0, 0, 1, 0, -1, 0, 0, -1], dtype=np.float64)
+    assert np.isclose(d["half95"], 1.96 * per_item.std(ddof=1) / np.sqrt(8))
+
+
+def test_paired_difference_of_identical_predictions_is_exactly_zero():
+    labels = np.array([0, 1, 2, 1])
+    d = metrics.paired_difference(labels[::-1], labels[::-1], labels)
+    assert d["delta"] == 0.0 and d["half95"] == 0.0 and d["gained"] == d["lost"] == 0
