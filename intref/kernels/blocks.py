@@ -21,9 +21,10 @@ from ..errors import IntrefError
 BLOCK_BYTES = 1 << 20          # one int64 working array of a block: 1 MB (measured best of 256 KB..2 MB)
 
 
-def rows_per_block(row_length: int, block_bytes: int = BLOCK_BYTES) -> int:
-    """How many rows of ``row_length`` int64 values make one block (at least one row)."""
-    return max(1, block_bytes // (8 * max(row_length, 1)))
+def rows_per_block(row_length: int, block_bytes: int = None) -> int:
+    """How many rows of ``row_length`` int64 values make one block of ``block_bytes`` (default
+    ``BLOCK_BYTES``), at least one row."""
+    return max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // (8 * max(row_length, 1)))
 
 
 def broadcast_on_last_axis_only(shape: tuple, full: tuple) -> bool:
@@ -51,7 +52,7 @@ def map_row_blocks(kernel: Callable[..., np.ndarray], arrays: Sequence[np.ndarra
     row_length = shape[-1]
     flat = [a.reshape(-1, row_length) if w else a for w, a in zip(whole, arrays)]
     rows = flat[0].shape[0]
-    step = rows_per_block(row_length, BLOCK_BYTES if block_bytes is None else block_bytes)
+    step = rows_per_block(row_length, block_bytes)
     if step >= rows:
         return np.asarray(kernel(*arrays)).astype(out_dtype, copy=False)
     out = np.empty((rows, row_length), dtype=out_dtype)

@@ -216,11 +216,13 @@ def test_softmax_rejections():
     assert "takes 1..2 inputs" in str(raises(GraphError, three_inputs, "softmax"))
 
 
-def test_both_plan_paths_over_several_row_blocks_equal_the_kernel():
-    """Long rows split the queries into several blocks (kernels.blocks); the table path and the
+def test_both_plan_paths_over_several_row_blocks_equal_the_kernel(monkeypatch):
+    """Small blocks split the queries into several blocks (kernels.blocks); the table path and the
     general i-exp path (a clamp too long for a table) both equal the kernel on the masked scores."""
+    from intref.kernels import blocks
     from intref.kernels.blocks import rows_per_block
     from intref.kernels.softmax_table import TABLE_MAX_ENTRIES
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1 << 16)
     keys, queries = 1100, 70
     assert rows_per_block(keys) < queries                     # several blocks per head
     long_clamp = dataclasses.replace(PARAMS, x0_int=-TABLE_MAX_ENTRIES, exp_clamp=1)
