@@ -4,8 +4,10 @@ Each op's ``prepare`` picks, once per node, the fastest kernel path that the nod
 (and its stored tensors) prove exact for every legal input, and records it in
 ``Prepared.path``: for GEMMs ``float32 x1 -> int32`` (one sgemm over the whole K),
 ``float32 K-chunks of C``, ``float64``, ``int64`` or ``scan`` (the general data-scanned kernel);
-for requantization ``int64`` (the product fits int64), ``split32`` (two int64 words) or
-``split95`` (the general 95-bit product). Types, not the analysed ranges, carry the proofs
+for requantization ``int64 add-shift`` (the product plus half a unit fits int64: one add, one
+shift), ``int64`` (the product fits int64), ``split32 add-shift`` / ``split32`` (two int64 words)
+or ``split95`` (the general 95-bit product); for the softmax ``exp table (N entries)`` (exp codes
+read from a table built at load time) or ``i-exp``. Types, not the analysed ranges, carry the proofs
 because every value the interpreter holds fits its type (overrides included) while an override
 may leave an analysed range.
 

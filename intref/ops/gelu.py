@@ -7,7 +7,10 @@ constants whose intermediates could leave int64 for an input of that width.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ShapeMismatchError
+from ..kernels.blocks import map_row_blocks
 from ..kernels.gelu import i_gelu
 from ..kernels.gelu_bounds import output_range
 from ..spec.gelu import GeluParams
@@ -33,4 +36,7 @@ class IGelu(Op):
         if params.channels not in (None, channels):
             ctx.fail(ShapeMismatchError, f"per-channel constants have {params.channels} values for {channels} channels")
         lo, hi = output_range(params, x.lo, x.hi)     # = params.output_range, vectorized
-        return Prepared((Result(x.shape, lo, hi),), lambda x_array: (i_gelu(x_array, params),))
+        def run(x_array):   # elementwise: row blocks give the same int64 array (kernels.blocks)
+            return (map_row_blocks(lambda block: i_gelu(block, params), (x_array,), np.int64),)
+
+        return Prepared((Result(x.shape, lo, hi),), run)

@@ -63,7 +63,9 @@ class Linear(Op):
         hi = (positive * x.hi + negative * x.lo + b).max()
         lo = (positive * x.lo + negative * x.hi + b).min()
         plan = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
-        weight_t = plan.operand(weight.data).T                    # converted once, at load time
+        # Converted once, at load time, and stored K x N row-major: sgemm on a transposed (Fortran-order)
+        # operand runs about 15% slower at 128 rows here.
+        weight_t = np.ascontiguousarray(plan.operand(weight.data).T)
         bias_out = b.astype(plan.out_dtype) if bias is not None else None
 
         def run(x_array, *stored):  # weight and bias are the stored tensors prepared above

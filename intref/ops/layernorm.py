@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..kernels.blocks import map_row_blocks
 from ..kernels.layernorm import i_layernorm
 from ..spec.layernorm import LayerNormParams
 from .base import Attr, Op, Prepared, Result, channel_count, require_type
@@ -25,4 +28,7 @@ class ILayerNorm(Op):
         params = LayerNormParams(channels=channels, shift=attrs["shift"], bias_int=attrs["bias_int"],
                                  input_bits=x.type.bits)
         lo, hi = params.output_range()
-        return Prepared((Result(x.shape, lo, hi),), lambda x_array: (i_layernorm(x_array, params),))
+        def run(x_array):   # a row is its normalization group: row blocks give the same int64 array
+            return (map_row_blocks(lambda block: i_layernorm(block, params), (x_array,), np.int64),)
+
+        return Prepared((Result(x.shape, lo, hi),), run)

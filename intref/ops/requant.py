@@ -5,11 +5,15 @@ channel of the last axis) and fit their result into the node's declared output t
 bits) by their ``overflow`` attribute: ``saturate`` (I-BERT's clamp) or ``wrap`` (RTL that keeps
 the low bits). The run's overflow policy never sees their outputs leave the type.
 
-Each node's path is planned at load time: ``int64`` (``kernels.requant_fast``) when the input
-type and the constants prove ``|x * m| < 2**63`` and every shift <= 62; ``split32``
+Each node's path is planned at load time: ``int64 add-shift`` (``kernels.requant_addshift``: one add
+and one shift) when the input type and the constants prove ``|x * m| + 2**(s-1) < 2**63``, every
+shift <= 62 and the dialect rounds once; ``int64`` (``kernels.requant_fast``) when they prove
+``|x * m| < 2**63`` and every shift <= 62; ``split32 add-shift`` (``Requantize`` only) where split32's
+proof holds with every shift >= 34 and a single rounding; ``split32
 (``kernels.requant_split``, ``Requantize`` only) when the product split on the low 32 bits of ``x``
 fits two int64 words and every shift is 32..94; else the general 95-bit ``split95`` kernel. All
-give the same result (tests/kernels/test_requant_fast.py, tests/kernels/test_requant_split.py).
+give the same result (tests/kernels/test_requant_fast.py, test_requant_split.py,
+test_requant_addshift.py). Every path runs over row blocks (``kernels.blocks``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..kernels.blocks import map_row_blocks
 from ..kernels.gemm_plan import type_magnitude
 from ..kernels.requant import add_requantized, requantize
 from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
 from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
+from ..kernels.requant_addshift import (add_requantized_addshift, addshift_proven, requantize_addshift,
+                                        requantize_split_addshift, split_addshift_proven)
 from ..kernels.requant_split import requantize_split, split_product_proven
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
@@ -62,23 +69,28 @@ def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
     return min(ends), max(ends)
 
 
-def _int64_proven(x, m, s) -> bool:
-    """The plan's proof for the int64 path, from ``x``'s TYPE: it bounds every value the interpreter
-    can pass (checked feeds, fitted op outputs, overrides), so the proof holds for every legal run."""
-    return int64_product_proven(type_magnitude(x.type.lo, x.type.hi), m, s)
-
-
 def _int64_consts(m, s):
     return np.asarray(m, dtype=np.int64), np.asarray(s, dtype=np.int64)
 
 
-def _split_proven(x, m, s) -> bool:
-    """The plan's proof for the split32 path (``kernels.requant_split``), from ``x``'s TYPE."""
-    return split_product_proven(type_magnitude(x.type.lo, x.type.hi), m, s)
+def _fast_paths(rounding: str):
+    """The planned paths, fastest first: (name, proof(|x| bound, m, s), kernel(x, m, s, **fit))."""
+    return (("int64 add-shift", lambda bound, m, s: addshift_proven(bound, m, s, rounding), requantize_addshift),
+            ("int64", int64_product_proven, requantize_int64),
+            ("split32 add-shift", lambda bound, m, s: split_addshift_proven(bound, m, s, rounding),
+             requantize_split_addshift),
+            ("split32", split_product_proven, requantize_split))
 
 
-def _path_name(x, m, s) -> str:
-    return "int64" if _int64_proven(x, m, s) else "split32" if _split_proven(x, m, s) else "split95"
+def plan_requantize(x, m, s, rounding: str):
+    """``(path name, kernel or None)``: the first path whose proof holds for ``x``'s TYPE (it bounds
+    every value the interpreter can pass: checked feeds, fitted op outputs, overrides), else
+    ``("split95", None)``, the general kernel."""
+    bound = type_magnitude(x.type.lo, x.type.hi)
+    for name, proven, kernel in _fast_paths(rounding):
+        if proven(bound, m, s):
+            return name, kernel
+    return "split95", None
 
 
 class Requantize(Op):
@@ -100,23 +112,20 @@ class Requantize(Op):
         if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
             lo, hi = out.lo, out.hi
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
-        if _int64_proven(x, m, s):
+        path, fast = plan_requantize(x, m, s, attrs["rounding"])
+        if fast is not None:
             consts = _int64_consts(m, s)
 
-            def run(x_array):
-                return (requantize_int64(x_array, *consts, rounding=attrs["rounding"], out_type=out,
-                                         overflow=attrs["overflow"]),)
-        elif _split_proven(x, m, s):
-            consts = _int64_consts(m, s)
-
-            def run(x_array):
-                return (requantize_split(x_array, *consts, rounding=attrs["rounding"], out_type=out,
-                                         overflow=attrs["overflow"]),)
+            def kernel(x_array):
+                return fast(x_array, *consts, rounding=attrs["rounding"], out_type=out, overflow=attrs["overflow"])
         else:
-            def run(x_array):
-                return (requantize(_as_kernel_input(x_array), m, s, **options),)
+            def kernel(x_array):
+                return requantize(_as_kernel_input(x_array), m, s, **options)
 
-        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, _path_name(x, m, s))
+        def run(x_array):   # every path is elementwise: row blocks give the same array (kernels.blocks)
+            return (map_row_blocks(kernel, (x_array,), out.storage),)
+
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)
 
 
 class ResidualAdd(Op):
@@ -156,16 +165,24 @@ class ResidualAdd(Op):
         if attrs["overflow"] == "wrap" and (lo < out.lo or hi > out.hi):
             lo, hi = out.lo, out.hi
         options = dict(rounding=attrs["rounding"], bits=out.bits, signed=out.signed, overflow=attrs["overflow"])
-        if all(_int64_proven(value, *consts[side]) for side, value in (("a", a), ("b", b))):
-            fast = {side: _int64_consts(*consts[side]) for side in consts}
-
-            def run(a_array, b_array):
-                return (add_requantized_int64(a_array, b_array, fast["a"], fast["b"], rounding=attrs["rounding"],
-                                              out_type=out, overflow=attrs["overflow"]),)
+        paths = [plan_requantize(value, *consts[side], attrs["rounding"])[0] for side, value in (("a", a), ("b", b))]
+        fast = {side: _int64_consts(*consts[side]) for side in consts}
+        if paths == ["int64 add-shift"] * 2:
+            def kernel(a_array, b_array):
+                return add_requantized_addshift(a_array, b_array, fast["a"], fast["b"], rounding=attrs["rounding"],
+                                                out_type=out, overflow=attrs["overflow"])
+        elif set(paths) <= {"int64 add-shift", "int64"}:       # the add-shift proof implies the int64 one
+            def kernel(a_array, b_array):
+                return add_requantized_int64(a_array, b_array, fast["a"], fast["b"], rounding=attrs["rounding"],
+                                             out_type=out, overflow=attrs["overflow"])
         else:
-            def run(a_array, b_array):
-                return (add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
-                                        *consts["b"], **options),)
+            def kernel(a_array, b_array):
+                return add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
+                                       *consts["b"], **options)
 
-        path = " + ".join(_path_name(value, *consts[side]) for side, value in (("a", a), ("b", b)))
+        def run(a_array, b_array):   # b is a's shape or broadcasts on the last axis only: row blocks
+            return (map_row_blocks(kernel, (a_array, b_array), out.storage),)
+
+        path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
+            name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
         return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)

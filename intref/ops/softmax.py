@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import AttributeError_, RangeAnalysisError, ShapeMismatchError, TypeMismatchError
+from ..kernels.blocks import rows_per_block
 from ..kernels.softmax import i_softmax
+from ..kernels.softmax_table import exp_code_table, exp_table_fits, softmax_rows_from_table
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type
 
@@ -56,19 +58,55 @@ class ISoftmax(Op):
             ctx.fail(TypeMismatchError, f"output type {out} cannot hold 0..{params.output_max} (declare uint"
                                         f"{params.output_max.bit_length()})")
         lo, hi, causal = x.type.lo, x.type.hi, attrs["causal"]
+        out_dtype = out_types[0].storage
+        if exp_table_fits(params):
+            table = exp_code_table(params)                     # built once, at load time
+
+            def rows_kernel(scores):
+                return softmax_rows_from_table(scores, table, params, out_dtype)
+            path = f"exp table ({table.shape[0]} entries)"
+        else:
+            def rows_kernel(scores):
+                return i_softmax(scores, params)
+            path = "i-exp"
 
         def run(x_array, mask_array=None):
-            scores = x_array.astype(np.int64)
-            if mask_array is not None:
-                mask64 = mask_array.astype(np.int64)
-                scores = np.where(mask64 <= lo, np.int64(lo), np.clip(scores + mask64, lo, hi))
-            if causal:
-                queries, keys = scores.shape[-2:]
-                future = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries)
-                scores = np.where(future, lo, scores)
-            return (i_softmax(scores, params),)
+            return (softmax_in_row_blocks(x_array, mask_array, causal, lo, hi, rows_kernel, out_dtype),)
 
-        return Prepared((Result(x.shape, *params.output_range()),), run)
+        return Prepared((Result(x.shape, *params.output_range()),), run, path)
+
+
+def masked_scores(x_block, mask_block, future_block, lo: int, hi: int) -> np.ndarray:
+    """The scores the kernel sees, as a new int64 array: a mask value <= ``lo`` sets its score to
+    ``lo``; any other is added and the sum clamped to ``[lo, hi]``; a causal ``future`` key gets ``lo``.
+    ``x + mask`` fits int64: the scores are at most 48 bits, so is the mask."""
+    scores = x_block.astype(np.int64)
+    if mask_block is not None:
+        mask64 = mask_block.astype(np.int64)
+        scores += mask64
+        np.clip(scores, lo, hi, out=scores)
+        np.copyto(scores, np.int64(lo), where=mask64 <= lo)
+    if future_block is not None:
+        np.copyto(scores, np.int64(lo), where=future_block)
+    return scores
+
+
+def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, rows_kernel, out_dtype):
+    """``rows_kernel(masked scores)`` over blocks of query rows (``kernels.blocks``): the mask is
+    sliced from its broadcast view, never materialized at the scores' size."""
+    if x_array.ndim < 2:
+        return rows_kernel(masked_scores(x_array, mask_array, None, lo, hi))
+    queries, keys = x_array.shape[-2:]
+    mask_full = None if mask_array is None else np.broadcast_to(mask_array, x_array.shape)
+    future = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries) if causal else None
+    step = rows_per_block(keys)
+    out = np.empty(x_array.shape, dtype=out_dtype)
+    for lead in np.ndindex(*x_array.shape[:-2]):
+        for start in range(0, queries, step):
+            rows = lead + (slice(start, start + step),)
+            out[rows] = rows_kernel(masked_scores(x_array[rows], None if mask_full is None else mask_full[rows],
+                                                  None if future is None else future[start:start + step], lo, hi))
+    return out
 
 
 class PaddingMask(Op):

@@ -79,11 +79,11 @@ def _plan_of(x_type, multiplier, shift):
 
 
 @pytest.mark.parametrize("x_type, multiplier, shift, path", [
-    ("int32", 1 << 31, 62, "int64"),                    # 2**31 * 2**31 = 2**62
+    ("int32", 1 << 31, 62, "int64 add-shift"),          # 2**31 * 2**31 + 2**61 < 2**63 (requant_addshift)
     ("int33", (1 << 31) - 1, 40, "int64"),              # 2**32 * (2**31 - 1) = 2**63 - 2**32: inside
-    ("int33", 1 << 31, 40, "split32"),                  # 2**32 * 2**31 = 2**63: one past (split32's proof holds)
-    ("int33", -(1 << 31), 40, "split32"),
-    ("int32", 1 << 30, 63, "split32"),                  # shift beyond 62
+    ("int33", 1 << 31, 40, "split32 add-shift"),        # 2**32 * 2**31 = 2**63: one past (split32's proof holds,
+    ("int33", -(1 << 31), 40, "split32 add-shift"),     # shift >= 34: its add-shift variant)
+    ("int32", 1 << 30, 63, "split32 add-shift"),        # shift beyond 62
     ("int33", 1 << 31, 31, "split95"),                  # one past, and a shift below split32's 32
     ("int64", 1, 0, "split95"),                         # |-2**63 * 1| = 2**63
 ])

@@ -94,13 +94,13 @@ def _plan_of(x_type, multiplier, shift):
 
 
 @pytest.mark.parametrize("x_type, multiplier, shift, path", [
-    ("int54", [-2147442375, -1073936296, -(1 << 31), 5], [60, 63, 61, 62], "split32"),   # the int54 GELU output
+    ("int54", [-2147442375, -1073936296, -(1 << 31), 5], [60, 63, 61, 62], "split32 add-shift"),   # the int54 GELU output
     ("int63", 1 << 31, 32, "split32"),            # ((2**62 >> 32) + 1) * 2**31 = 2**61 + 2**31
-    ("int64", 1 << 30, 40, "split32"),            # (2**31 + 1) * 2**30 <= 2**62
+    ("int64", 1 << 30, 40, "split32 add-shift"),  # (2**31 + 1) * 2**30 <= 2**62, shift >= 34
     ("int64", 1 << 31, 40, "split95"),            # (2**31 + 1) * 2**31 > 2**62: one past
     ("int54", 1 << 30, 31, "split95"),            # a shift below 32
     ("int54", 1 << 30, 95, "split95"),            # a shift beyond 94
-    ("int32", 1 << 30, 40, "int64"),              # the product fits int64: the int64 path first
+    ("int32", 1 << 30, 40, "int64 add-shift"),    # the product fits int64: an int64 path first
 ])
 def test_planner_picks_split32_only_where_proven(x_type, multiplier, shift, path):
     graph = _plan_of(x_type, multiplier, shift)

@@ -214,3 +214,25 @@ def test_softmax_rejections():
         b.output(b.add("ISoftmax", [x, x, x], "uint8", name="softmax", attributes=attributes_of(PARAMS)))
         b.build()
     assert "takes 1..2 inputs" in str(raises(GraphError, three_inputs, "softmax"))
+
+
+def test_both_plan_paths_over_several_row_blocks_equal_the_kernel(monkeypatch):
+    """Small blocks split the queries into several blocks (kernels.blocks); the table path and the
+    general i-exp path (a clamp too long for a table) both equal the kernel on the masked scores."""
+    from intref.kernels import blocks
+    from intref.kernels.blocks import rows_per_block
+    from intref.kernels.softmax_table import TABLE_MAX_ENTRIES
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1 << 16)
+    keys, queries = 1100, 70
+    assert rows_per_block(keys) < queries                     # several blocks per head
+    long_clamp = dataclasses.replace(PARAMS, x0_int=-TABLE_MAX_ENTRIES, exp_clamp=1)
+    rng = np.random.default_rng(7)
+    scores = random_scores(rng, (1, 2, queries, keys))
+    keep = (rng.random((1, keys)) < 0.8).astype(np.int8)
+    for params, path in ((PARAMS, "exp table (20821 entries)"), (long_clamp, "i-exp")):
+        graph = softmax_graph(params=params, padding=True, causal=True, symbols={"batch": 1, "heads": 2, "seq": 1100},
+                              x_shape=("batch", "heads", queries, "seq"))
+        assert graph.steps[-1].prepared.path == path
+        out = intref.run(graph, {"scores": scores, "attention_mask": keep})["softmax"]
+        expected = i_softmax(masked_scores(scores, keep=keep, causal=True), params)
+        assert_identical(out, expected, context=f"ISoftmax on the {path} path")

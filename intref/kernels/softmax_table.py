@@ -1,0 +1,63 @@
+"""The integer softmax through a table of exp codes: the ``exp table`` path of ``ISoftmax``.
+
+In ``kernels.softmax.i_softmax`` every element's exp code ``e`` is a function of one integer
+only: ``x = max(q - max(row), exp_input_floor())``, which lies in ``[exp_input_floor(), 0]``.
+Where that interval is short (``exp_clamp * |x0_int| + 1`` entries, 369,901 for the reference
+settings), the codes of all of it are computed once, at load time, by the kernel's own
+``exp_reduce_and_poly`` and ``exp_code_folded``, and a run reads them back by index
+``j = max(row) - q`` clamped at the table's end: the clamp of ``x`` at the floor is the clamp of
+``j`` at ``-exp_input_floor()``. The rest (the row sum, ``factor``, ``e * factor``, the final
+shift and clamp) is the kernel's arithmetic unchanged, so the result is ``i_softmax``'s, bit for
+bit (tests/kernels/test_softmax_table.py pins it, on both sides of the table's clamp).
+
+Widths: ``q`` int64 holding int<B> values (B <= 48), so ``j <= 2**B - 1`` is an int64; codes
+``e <= 2**(exp_bits-1) - 1 <= 2**31 - 1`` are stored as int32; ``sum(e) <= 2**32`` by the
+row-length REQUIRE of ``i_softmax`` (the op checks it at load time) and ``e * factor <= 2**32``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec.softmax import FACTOR_BITS, SoftmaxParams
+from .softmax import exp_code_folded, exp_reduce_and_poly
+
+TABLE_MAX_ENTRIES = 1 << 21         # 8 MB of int32: larger tables cost more to build than they save
+
+
+def exp_table_entries(params: SoftmaxParams) -> int:
+    """Entries of the table: one per ``x`` in ``[exp_input_floor(), 0]``."""
+    return 1 - params.exp_input_floor()
+
+
+def exp_table_fits(params: SoftmaxParams) -> bool:
+    """The plan's test for the table path: the table has at most ``TABLE_MAX_ENTRIES`` entries."""
+    return exp_table_entries(params) <= TABLE_MAX_ENTRIES
+
+
+def exp_code_table(params: SoftmaxParams) -> np.ndarray:
+    """``table[j]`` = the exp code of ``x = -j`` for ``j = 0 .. -exp_input_floor()``, as int32.
+
+    REQUIRE ``exp_table_fits(params)``. Computed by the kernel's own steps (module docstring).
+    """
+    x = -np.arange(exp_table_entries(params), dtype=np.int64)          # in [floor, 0]: no clamp bites
+    z, p = exp_reduce_and_poly(x, params)
+    return exp_code_folded(z, p, params).astype(np.int32)              # <= 2**31 - 1 (exp_bits <= 32)
+
+
+def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxParams, out_dtype) -> np.ndarray:
+    """``i_softmax(q, params)`` along the last axis, reading exp codes from ``table``.
+
+    REQUIRE (the op's load-time checks; nothing is re-checked here): ``q`` int64, at least 1-D,
+    values in int<params.input_bits>, rows no longer than ``params.max_row_length()``;
+    ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's storage dtype).
+    """
+    j = q.max(axis=-1, keepdims=True) - q                               # max(row) - q in [0, 2**B - 1]
+    np.minimum(j, np.int64(table.shape[0] - 1), out=j)                  # = the clamp of x at the floor
+    e = table[j]                                                        # int32 codes
+    total = e.sum(axis=-1, keepdims=True, dtype=np.int64)               # <= 2**32
+    factor = np.int64(1 << FACTOR_BITS) // np.maximum(total, 1)         # sum 0: every e is 0, out 0
+    out = np.multiply(e, factor, dtype=np.int64)                        # e * factor <= 2**32
+    out >>= np.int64(FACTOR_BITS - params.output_bits)
+    np.minimum(out, np.int64(params.output_max), out=out)
+    return out.astype(out_dtype)
