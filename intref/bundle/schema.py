@@ -1,4 +1,4 @@
-"""graph.json, format version 1: parse and validate a document into the parts of a ``Graph``.
+"""graph.json, format versions 1 and 2: parse and validate a document into the parts of a ``Graph``.
 
 The schema is written down in ``docs/format.md``. Every check here raises ``SchemaError`` naming
 ``graph.json`` and the field path (``nodes[3].attributes.shift: expected an int, got str``); a
@@ -21,12 +21,15 @@ from ..graph import NAME, SYMBOL, Node, ValueInfo
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..ops import REGISTRY
 from ..ops.base import plain_ints_within
+from .npy import SCALES_LAYOUT
 
 FILE = "graph.json"
 FORMAT = "intref-graph"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                  # what ``save`` writes
+FORMAT_VERSIONS = (1, 2)            # what ``load`` reads; 2 added ``scales`` (a version-1 document may not use it)
 TOP_REQUIRED = ("format", "format_version", "producer", "name", "symbols", "inputs", "outputs", "tensors", "nodes")
-TOP_OPTIONAL = ("quantization", "metadata")
+TOP_OPTIONAL = ("quantization", "scales", "metadata")
+MAX_SCALES = 1 << 31
 TENSOR_FILE = re.compile(r"tensors/[A-Za-z0-9_.\-]+\.npy")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 OP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -54,6 +57,31 @@ class TensorEntry:
 
 
 @dataclass(frozen=True)
+class ScaleFile:
+    """graph.json's ``scales``: the bundle's float64 scale file, ``[count]`` finite values that
+    ``quantization`` entries slice (read by ``bundle.npy`` with the tensor files' checks)."""
+
+    file: str
+    sha256: str
+    count: int
+    name: str = "scales"
+    type: str = "float64"
+    layout: str = SCALES_LAYOUT
+
+    @property
+    def shape(self) -> Tuple[int]:
+        return (self.count,)
+
+
+@dataclass(frozen=True)
+class ScaleSlice:
+    """A ``quantization`` scale written as ``{"offset": o, "count": n}``: values ``o .. o+n-1`` of the scale file."""
+
+    offset: int
+    count: int
+
+
+@dataclass(frozen=True)
 class GraphDocument:
     """A validated graph.json: everything a ``Graph`` needs except the tensor data."""
 
@@ -66,6 +94,7 @@ class GraphDocument:
     nodes: Tuple[Node, ...]
     quantization: Mapping[str, dict]
     metadata: Mapping[str, object]
+    scales: Optional[ScaleFile] = None
 
 
 # --- field helpers ---------------------------------------------------------------------------------
@@ -156,9 +185,9 @@ def check_format(doc) -> None:
         raise BundleFormatError(f"format is {str(doc.get('format'))[:80]!r}, expected {FORMAT!r}", path=FILE,
                                 field="format")
     version = doc.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in FORMAT_VERSIONS:
         raise BundleFormatError(f"unsupported format_version {str(version)[:40]!r}; this intref reads "
-                                f"{FORMAT_VERSION}", path=FILE, field="format_version")
+                                f"{' and '.join(map(str, FORMAT_VERSIONS))}", path=FILE, field="format_version")
 
 
 def parse_document(doc) -> GraphDocument:
@@ -173,11 +202,12 @@ def parse_document(doc) -> GraphDocument:
     tensors = _tensors(doc["tensors"])
     nodes = tuple(_node(_at("nodes", i), v, symbols) for i, v in enumerate(_expect("nodes", doc["nodes"], "list")))
     names = {v.name for v in inputs} | {t.name for t in tensors} | {o.name for n in nodes for o in n.outputs}
-    quantization = _quantization(doc.get("quantization", {}), names)
+    scales = _scales(doc["scales"], doc["format_version"], tensors) if "scales" in doc else None
+    quantization = _quantization(doc.get("quantization", {}), names, scales)
     metadata = _expect("metadata", doc.get("metadata", {}), "object")
     _check_depth("metadata", metadata, 0)
     check_metadata(metadata)
-    return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata)
+    return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata, scales)
 
 
 def _check_depth(field: str, value, depth: int) -> None:
@@ -339,7 +369,32 @@ def _attribute_value(field: str, value):
     return tuple(value)
 
 
-def _quantization(value, names) -> dict:
+def _scales(value, version: int, tensors) -> ScaleFile:
+    """The top-level ``scales`` (format version 2): ``file`` (a tensor-file path no tensor uses),
+    ``sha256`` and ``count`` (1..2**31 float64 values)."""
+    if version < 2:
+        _fail("scales", f"needs format_version 2 (the document says {version})")
+    _fields("scales", value, ("file", "sha256", "count"))
+    file = tensor_file("scales.file", value["file"])
+    for i, entry in enumerate(tensors):
+        if entry.file.lower() == file.lower():
+            _fail("scales.file", f"{file!r} is already the file of tensors[{i}] (names must differ, ignoring case)")
+    sha = _expect("scales.sha256", value["sha256"], "str")
+    if not SHA256_HEX.fullmatch(sha):
+        _fail("scales.sha256", "expected 64 lowercase hex digits")
+    return ScaleFile(file, sha, _int("scales.count", value["count"], 1, MAX_SCALES))
+
+
+def _scale_slice(field: str, value, scales: Optional[ScaleFile]) -> ScaleSlice:
+    _fields(field, value, ("offset", "count"))
+    if scales is None:
+        _fail(field, "a slice of the scale file, but the document has no top-level scales")
+    offset = _int(_at(field, "offset"), value["offset"], 0, scales.count - 1)
+    count = _int(_at(field, "count"), value["count"], 1, scales.count - offset)
+    return ScaleSlice(offset, count)
+
+
+def _quantization(value, names, scales: Optional[ScaleFile] = None) -> dict:
     _expect("quantization", value, "object")
     parsed = {}
     for name, entry in value.items():
@@ -348,7 +403,9 @@ def _quantization(value, names) -> dict:
             _fail(field, "names no graph input, tensor or node output")
         _fields(field, entry, ("scale",), ("axis",))
         scale = entry["scale"]
-        if type(scale) is list:
+        if type(scale) is dict:
+            parsed_scale = _scale_slice(_at(field, "scale"), scale, scales)
+        elif type(scale) is list:
             if not scale:
                 _fail(_at(field, "scale"), "an empty list of scales")
             if set(map(type, scale)) == {float} and all(map(math.isfinite, scale)):
@@ -360,8 +417,8 @@ def _quantization(value, names) -> dict:
         parsed[name] = {"scale": parsed_scale}
         if "axis" in entry:
             axis = _int(_at(field, "axis"), entry["axis"], -64, 63)
-            if type(scale) is not list:
-                _fail(_at(field, "axis"), "an axis applies only to a list of per-channel scales")
+            if type(scale) not in (list, dict):
+                _fail(_at(field, "axis"), "an axis applies only to a list (or slice) of per-channel scales")
             parsed[name]["axis"] = axis
     return parsed
 
@@ -375,6 +432,18 @@ def _finite(field: str, value) -> float:
     if not math.isfinite(number):
         _fail(field, f"{str(value)[:40]} is not a finite float64")
     return number
+
+
+def resolve_scales(quantization: Mapping[str, dict], values) -> dict:
+    """``quantization`` with every ``ScaleSlice`` replaced by its list of Python floats from ``values``
+    (the scale file's float64 array, already checked finite and of the declared count)."""
+    out = {}
+    for name, entry in quantization.items():
+        scale = entry["scale"]
+        if isinstance(scale, ScaleSlice):
+            entry = {**entry, "scale": values[scale.offset:scale.offset + scale.count].tolist()}
+        out[name] = entry
+    return out
 
 
 def check_quantization_shapes(quantization: Mapping[str, dict], values) -> None:

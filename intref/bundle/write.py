@@ -3,20 +3,26 @@
 Canonical means: the same graph always gives the same document. Fixed-schema objects keep the key
 order of ``docs/format.md``; free mappings (producer, symbols, attributes, quantization, metadata)
 are sorted by key; lists keep their order (inputs, outputs, tensors, nodes in execution order).
+
+Per-channel scale lists longer than ``SCALES_INLINE_MAX`` go to the bundle's scale file (``pack_scales``:
+float64, each distinct list once, in the sorted order of the names that first hold it); graph.json
+then writes ``{"offset": o, "count": n}`` for them, and its top-level ``scales`` names the file.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 
-from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH
+from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH, ScaleSlice
 from ..errors import SchemaError
 
 FILE = "graph.json"
+SCALES_INLINE_MAX = 16           # longer scale lists are written to the scale file
+SCALES_NAME = "quantization.scales"     # the scale file's stem (a clash with a tensor's file gets -2, ...)
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -36,9 +42,30 @@ def tensor_file_names(names) -> dict:
     return files
 
 
-def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str]) -> dict:
-    """The graph.json document of ``graph``; ``files``/``hashes`` give each tensor's file and sha256."""
-    return {
+def pack_scales(quantization: Mapping[str, dict]) -> Tuple[Optional[np.ndarray], dict]:
+    """``(values, slices)``: the scale file's float64 ``values`` (None when no list is longer than
+    ``SCALES_INLINE_MAX``) and, per quantization name written as a slice, its ``ScaleSlice``. Equal
+    lists (bit for bit) share one slice. Deterministic: names in sorted order."""
+    chunks, at, slices, total = [], {}, {}, 0
+    for name in sorted(quantization):
+        scale = quantization[name]["scale"]
+        if not isinstance(scale, (list, tuple, np.ndarray)) or len(scale) <= SCALES_INLINE_MAX:
+            continue
+        array = np.asarray(scale, dtype=np.float64).reshape(-1)
+        key = array.tobytes()
+        if key not in at:
+            at[key] = total
+            chunks.append(array)
+            total += array.size
+        slices[name] = ScaleSlice(at[key], array.size)
+    return (np.concatenate(chunks) if chunks else None), slices
+
+
+def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str], scales=None) -> dict:
+    """The graph.json document of ``graph``; ``files``/``hashes`` give each tensor's file and sha256;
+    ``scales``: ``(file, sha256, count, slices)`` of the scale file (``pack_scales``), or None."""
+    slices = scales[3] if scales else {}
+    document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "producer": {key: graph.producer[key] for key in sorted(graph.producer)},
@@ -49,9 +76,15 @@ def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str]) -
         "tensors": [{"name": t.name, "type": t.type.name, "shape": list(t.shape), "file": files[t.name],
                      "sha256": hashes[t.name], "layout": t.layout} for t in graph.tensors.values()],
         "nodes": [_node(node) for node in graph.nodes],
-        "quantization": {name: _scale_entry(graph.quantization[name]) for name in sorted(graph.quantization)},
+        "quantization": {name: _scale_entry(graph.quantization[name], slices.get(name))
+                         for name in sorted(graph.quantization)},
         "metadata": _sorted_json("metadata", dict(graph.metadata)),
     }
+    if scales:        # after quantization, before metadata: the order of docs/format.md
+        metadata = document.pop("metadata")
+        document["scales"] = {"file": scales[0], "sha256": scales[1], "count": scales[2]}
+        document["metadata"] = metadata
+    return document
 
 
 def _value_info(info) -> dict:
@@ -69,8 +102,10 @@ def _node(node) -> dict:
             "attributes": {key: _plain(node.attributes[key]) for key in sorted(node.attributes)}}
 
 
-def _scale_entry(entry) -> dict:
+def _scale_entry(entry, in_file: Optional[ScaleSlice] = None) -> dict:
     out = {key: _plain(entry[key]) for key in ("scale", "axis") if key in entry}
+    if in_file is not None:
+        out["scale"] = {"offset": in_file.offset, "count": in_file.count}
     out.update({key: value for key, value in entry.items() if key not in out})  # unknown keys: the check refuses them
     return out
 

@@ -113,7 +113,7 @@ def test_neither_directory_nor_zip(tmp_path):
     (b"[1, 2]", "the top level is list, not an object"),
     (b'{"format": "onnx", "format_version": 1}', "format: format is 'onnx', expected 'intref-graph'"),
     (b'{"format_version": 1}', "format: format is 'None'"),
-    (b'{"format": "intref-graph", "format_version": 2}', "format_version: unsupported format_version '2'"),
+    (b'{"format": "intref-graph", "format_version": 3}', "format_version: unsupported format_version '3'; this intref reads 1 and 2"),
     (b'{"format": "intref-graph", "format_version": "1"}', "unsupported format_version '1'"),
     (b'{"format": "intref-graph", "format_version": true}', "unsupported format_version 'True'"),
     (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
