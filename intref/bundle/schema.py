@@ -206,7 +206,7 @@ def parse_document(doc) -> GraphDocument:
     quantization = _quantization(doc.get("quantization", {}), names, scales)
     metadata = _expect("metadata", doc.get("metadata", {}), "object")
     _check_depth("metadata", metadata, 0)
-    check_metadata(metadata)
+    check_metadata(metadata, frozenset(t.name for t in tensors))
     return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata, scales)
 
 

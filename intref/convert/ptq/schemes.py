@@ -166,6 +166,15 @@ def options_from_args(args) -> dict:
                 group_int8=None if args.int8_groups is None else args.int8_groups == "on")
 
 
+LINEARS = ("q.linear", "k.linear", "v.linear", "attn.linear", "ffn.linear1", "ffn.linear2")   # per layer
+
+
+def weight_quant_metadata(scheme: Scheme, layers: int) -> dict:
+    """``metadata.weight_quant``: every encoder Linear's weight tensor -> ``scheme.weight_quant`` (the one
+    method the converter applies to all of them; the default scheme's plain Linears are max-abs)."""
+    return {f"layer{i}.{linear}.weight": scheme.weight_quant for i in range(layers) for linear in LINEARS}
+
+
 def token_scales(point_scales: dict, layers: int) -> dict:
     """Token mode: every point that feeds a Linear keeps its calibrated range at 16 bits."""
     ratio = ((1 << (TOKEN_BITS - 1)) - 1) / ((1 << (TOKEN_INPUT_BITS - 1)) - 1)
