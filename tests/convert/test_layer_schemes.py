@@ -12,6 +12,7 @@ from intref.convert.layer_schemes import (Scheme, bits_per_weight, calibrated_ra
 from intref.errors import ArgumentError, RangeError, ShapeError
 from intref.kernels import group_linear, matmul
 from intref.kernels.tokenwise import token_quantize, token_requantize, token_scale
+from intref.convert.ptq.schemes import GROUP_MANTISSA_BITS
 from intref.quant import prepare_group_linear, quantize_input_groups, quantize_symmetric
 
 LAYER, CALIBRATION, TEST = 1, 16, 8          # what the notebook measures: layer 1's first feed-forward Linear
@@ -48,7 +49,7 @@ def test_static_input_groups_graph_is_group_linear_on_the_saturated_int8_feed():
     assert feed.dtype == np.int8 and int(np.abs(feed).max()) == 127
     assert np.array_equal(feed, np.clip(np.rint(x / (x_max / 127)), -127, 127))
     q, scale = quantize_input_groups(w, 4, 32)
-    params = prepare_group_linear(q, scale, 1.0, 128, 32, max_frac_bits=4)
+    params = prepare_group_linear(q, scale, 1.0, 128, 32, max_frac_bits=4, mantissa_bits=GROUP_MANTISSA_BITS)
     bias = np.rint(b / (params.out_scale * x_max / 127)).astype(np.int64)
     want = group_linear(feed, q.astype(np.int8), params.multiplier, params.shift, group_size=32, bias=bias)
     got = intref.run(graph, {"x": feed})[graph.outputs[0]]
