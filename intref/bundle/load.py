@@ -32,8 +32,9 @@ from .npy import (CHUNK, PREFIX_MAX, SCALES_LAYOUT, HashingSink, check_header, c
                   expected_data_bytes, file_array, parse_header, sha256_of_stream, write_npy)
 from .mapped import FileStamp
 from .jsonio import dumps_canonical, parse_json
-from .schema import FILE, check_quantization_shapes, parse_document, resolve_scales
-from .write import SCALES_NAME, graph_document, pack_scales, tensor_file_names
+from .quantization import check_quantization_shapes, pack_scales, resolve_scales
+from .schema import FILE, parse_document
+from .write import SCALES_NAME, graph_document, tensor_file_names
 from ..errors import BundleError, BundleFormatError, GraphError, TensorFileError, UnsafePathError
 from ..graph import Graph, Tensor
 

@@ -4,24 +4,24 @@ Canonical means: the same graph always gives the same document. Fixed-schema obj
 order of ``docs/format.md``; free mappings (producer, symbols, attributes, quantization, metadata)
 are sorted by key; lists keep their order (inputs, outputs, tensors, nodes in execution order).
 
-Per-channel scale lists longer than ``SCALES_INLINE_MAX`` go to the bundle's scale file (``pack_scales``:
-float64, each distinct list once, in the sorted order of the names that first hold it); graph.json
-then writes ``{"offset": o, "count": n}`` for them, and its top-level ``scales`` names the file.
+Per-channel scale lists longer than ``quantization.SCALES_INLINE_MAX`` go to the bundle's scale file
+(``quantization.pack_scales``: float64, each distinct list once); graph.json then writes
+``{"offset": o, "count": n}`` for them, and its top-level ``scales`` names the file.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
 import numpy as np
 
-from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH, ScaleSlice
+from .quantization import ScaleSlice
+from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH
 from ..errors import SchemaError
 
 FILE = "graph.json"
-SCALES_INLINE_MAX = 16           # longer scale lists are written to the scale file
 SCALES_NAME = "quantization.scales"     # the scale file's stem (a clash with a tensor's file gets -2, ...)
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -40,25 +40,6 @@ def tensor_file_names(names) -> dict:
         taken.add(candidate.lower())
         files[name] = f"tensors/{candidate}.npy"
     return files
-
-
-def pack_scales(quantization: Mapping[str, dict]) -> Tuple[Optional[np.ndarray], dict]:
-    """``(values, slices)``: the scale file's float64 ``values`` (None when no list is longer than
-    ``SCALES_INLINE_MAX``) and, per quantization name written as a slice, its ``ScaleSlice``. Equal
-    lists (bit for bit) share one slice. Deterministic: names in sorted order."""
-    chunks, at, slices, total = [], {}, {}, 0
-    for name in sorted(quantization):
-        scale = quantization[name]["scale"]
-        if not isinstance(scale, (list, tuple, np.ndarray)) or len(scale) <= SCALES_INLINE_MAX:
-            continue
-        array = np.asarray(scale, dtype=np.float64).reshape(-1)
-        key = array.tobytes()
-        if key not in at:
-            at[key] = total
-            chunks.append(array)
-            total += array.size
-        slices[name] = ScaleSlice(at[key], array.size)
-    return (np.concatenate(chunks) if chunks else None), slices
 
 
 def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str], scales=None) -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 import intref
 from intref import GraphBuilder
-from intref.bundle.write import SCALES_INLINE_MAX
+from intref.bundle.quantization import SCALES_INLINE_MAX
 from intref.errors import IntrefError, SchemaError, TensorFileError
 
 WIDTH = 20            # above SCALES_INLINE_MAX: the scale lists of width 20 go to the file

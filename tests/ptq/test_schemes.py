@@ -119,10 +119,10 @@ def test_int4_weights_make_a_smaller_bundle(bert, stats, tmp_path):
 def test_options_are_validated():
     assert scheme_from_options("w4/8") == Scheme("w4/8", **W48_DEFAULTS)
     assert scheme_from_options("w4/8", act="static").act == "static"
-    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token",
-                                                                                 weight_quant=W48_DEFAULTS["weight_quant"],
-                                                                                 group_int8=False)
-    assert scheme_from_options("w4/8", group_int8=True).group_int8 and scheme_from_options("w8", group_size=8).group_int8
+    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme(
+        "w4/8", None, 48, "out", "token", weight_quant=W48_DEFAULTS["weight_quant"], group_int8=False)
+    assert scheme_from_options("w4/8", group_int8=True).group_int8
+    assert scheme_from_options("w8", group_size=8).group_int8
     assert Scheme("w4/8", group_size=64, group_int8=False).group(384, 384, 8) is None
     assert Scheme("w4/8", group_size=64, group_int8=False).group(384, 384, 4) == 64
     assert scheme_from_options("w4").weight_quant == W48_DEFAULTS["weight_quant"] and scheme_from_options("w8", act="token").weight_quant == "max"

@@ -127,9 +127,9 @@ def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, g
                         group_int8: Optional[bool] = None) -> Scheme:
     """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``,
     ``--weights w4`` its weight quantization."""
-    defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static",
-                                                             table_bits=8, weight_quant=W4_QUANT if weights == "w4" else "max",
-                                                             group_int8=True)
+    defaults = W48_DEFAULTS if weights == "w4/8" else dict(
+        group_size=None, group_axis="in", act="static", table_bits=8,
+        weight_quant=W4_QUANT if weights == "w4" else "max", group_int8=True)
     no_groups = group_size is None and groups is None
     return Scheme(weights=weights, group_size=defaults["group_size"] if no_groups else group_size,
                   groups=None if no_groups else groups, group_axis=group_axis or defaults["group_axis"],
