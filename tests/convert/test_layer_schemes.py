@@ -35,6 +35,9 @@ def test_bits_per_weight_counts_one_32_bit_number_per_distinct_weight_scale():
     assert scale_count(Scheme(groups=48, group_axis="out"), n, k) == 48
     assert scale_count(Scheme(), n, k) == n
     assert scale_count(Scheme(weights="w4", group_size=32), n, k) == n * k // 32
+    w48 = Scheme(weights="w4/8", group_size=32, group_int8=False)       # int8 attention per channel
+    assert scale_count(w48, n, k, name="layer0.q.linear") == n
+    assert scale_count(w48, n, k, name="layer0.ffn.linear1") == n * k // 32
     assert bits_per_weight(Scheme(weights="w4", group_size=32), n, k) == 5.0
     assert bits_per_weight(Scheme(weights="w4", group_size=128), n, k) == 4.25
     assert bits_per_weight(Scheme(), n, k) == pytest.approx(8 + 32 / 384)
