@@ -31,6 +31,7 @@ from intref.convert.ptq.checkpoint import load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, integer_embeddings  # noqa: E402
 
 G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token", smoothquant=0.9)   # 0.9: the W8 default
+# w4/8 rows keep the attention (int8) Linears per channel, the w4/8 default, unless a row sets group_int8=True
 SCHEMES = [  # (label, build_ptq options)
     ("W8A8 static (per-channel weights)", dict()),
     ("W8A8 token-wise", dict(weights="w8", act="token")),
@@ -59,7 +60,13 @@ SCHEMES = [  # (label, build_ptq options)
     ("W4-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.5, int4 word table",
      dict(G64, weights="w4", weight_quant="gptq", smoothquant=0.5, table_bits=4)),
     ("W4/8-A8 token-wise, input groups of 64, GPTQ, SmoothQuant 0.3", dict(G64, weight_quant="gptq", smoothquant=0.3)),
-    ("W8A8 token-wise, SmoothQuant 0.5", dict(weights="w8", act="token", smoothquant=0.5)),]
+    ("W8A8 token-wise, SmoothQuant 0.5", dict(weights="w8", act="token", smoothquant=0.5)),
+    ("W4/8-A8 token-wise, input groups of 64 on attention too, GPTQ, SmoothQuant 0.5, int4 word table",     # 23
+     dict(G64, weight_quant="gptq", smoothquant=0.5, table_bits=4, group_int8=True)),
+    ("W4/8-A8 token-wise, input groups of 64 on attention too, GPTQ, SmoothQuant 0.5",
+     dict(G64, weight_quant="gptq", smoothquant=0.5, group_int8=True)),
+    ("W4/8-A8 token-wise, input groups of 32 on attention too, GPTQ, SmoothQuant 0.5",
+     dict(weights="w4/8", group_int8=True)),]
 
 
 def bundle_bytes(graph) -> int:

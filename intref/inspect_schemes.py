@@ -8,6 +8,8 @@ mode, e.g. ``ffn.fc1  w4 in-groups of 64, act token``:
   per row (``per channel``), or runs of equal scales over consecutive rows (``out-groups of R rows``,
   ZeroQuant's convention); ``scale not recorded`` when the metadata has none.
 - activation: ``token`` when the node's input comes from a ``TokenQuantize`` node, else ``static``.
+- the build-time weight quantization (``weights by gptq``), when ``metadata.weight_quant`` records
+  it for the node's weight (``intref convert ptq`` does; ``bundle/metadata.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _row_grouping(scale) -> str:
 def layer_schemes(graph: Graph) -> list:
     """``(node name, description)`` for every Linear and GroupLinear node, in execution order."""
     producers = {info.name: node.op for node in graph.nodes for info in node.outputs}
+    methods = graph.metadata.get("weight_quant", {})
     out = []
     for step in graph.steps:
         node = step.node
@@ -48,7 +51,8 @@ def layer_schemes(graph: Graph) -> list:
         else:
             grouping = _row_grouping(graph.quantization.get(node.inputs[1], {}).get("scale"))
         act = "token" if producers.get(node.inputs[0]) == "TokenQuantize" else "static"
-        out.append((node.name, f"{bits} {grouping}, act {act}"))
+        method = f", weights by {methods[node.inputs[1]]}" if node.inputs[1] in methods else ""
+        out.append((node.name, f"{bits} {grouping}, act {act}{method}"))
     return out
 
 

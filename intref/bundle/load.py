@@ -28,12 +28,13 @@ import zlib
 
 import numpy as np
 
-from .npy import (CHUNK, PREFIX_MAX, HashingSink, check_header, check_sha256, decode, expected_data_bytes,
-                  file_array, parse_header, sha256_of_stream, write_npy)
+from .npy import (CHUNK, PREFIX_MAX, SCALES_LAYOUT, HashingSink, check_header, check_sha256, decode,
+                  expected_data_bytes, file_array, parse_header, sha256_of_stream, write_npy)
 from .mapped import FileStamp
 from .jsonio import dumps_canonical, parse_json
-from .schema import FILE, check_quantization_shapes, parse_document
-from .write import graph_document, tensor_file_names
+from .quantization import check_quantization_shapes, pack_scales, resolve_scales
+from .schema import FILE, parse_document
+from .write import SCALES_NAME, graph_document, tensor_file_names
 from ..errors import BundleError, BundleFormatError, GraphError, TensorFileError, UnsafePathError
 from ..graph import Graph, Tensor
 
@@ -54,16 +55,18 @@ def load(path, *, verify_hashes: bool = True) -> Graph:
         for entry in document.tensors:
             data, source = bundle.read_tensor(entry, verify_hashes)
             tensors.append(Tensor(entry.name, entry.type, data, entry.layout, source=source))
+        scales = bundle.read_tensor(document.scales, verify_hashes)[0] if document.scales else None
     finally:
         bundle.close()
+    quantization = resolve_scales(document.quantization, scales)
     try:
         graph = Graph(name=document.name, inputs=document.inputs, outputs=document.outputs, nodes=document.nodes,
-                      tensors=tensors, symbols=document.symbols, quantization=document.quantization,
+                      tensors=tensors, symbols=document.symbols, quantization=quantization,
                       metadata=document.metadata, producer=document.producer)
     except GraphError as exc:
         exc.args = (f"{FILE}: {exc}",)   # same class and attributes; the message now names the file too
         raise
-    check_quantization_shapes(document.quantization, graph.values)
+    check_quantization_shapes(quantization, graph.values)
     return graph
 
 
@@ -88,17 +91,24 @@ def graph_sha256(graph: Graph) -> str:
 def _serialize(graph: Graph):
     """``(graph.json bytes, [(file, array), ...])``, checked against the loader's own rules."""
     tensors = list(graph.tensors.values())
-    files = tensor_file_names([t.name for t in tensors])
+    values, slices = pack_scales(graph.quantization)
+    files = tensor_file_names([t.name for t in tensors] + [SCALES_NAME])     # the scale file last: tensors keep theirs
     members = [(files[t.name], file_array(t, files[t.name])) for t in tensors]
-    hashes = {}
-    for tensor, (_, array) in zip(tensors, members):
-        sink = HashingSink()
-        write_npy(sink, array)
-        hashes[tensor.name] = sink.digest.hexdigest()
-    document = graph_document(graph, files, hashes)
+    hashes = {t.name: _npy_sha256(array) for t, (_, array) in zip(tensors, members)}
+    scales = None
+    if values is not None:
+        members.append((files[SCALES_NAME], values))
+        scales = (files[SCALES_NAME], _npy_sha256(values), values.size, slices)
+    document = graph_document(graph, files, hashes, scales)
     parsed = parse_document(document)   # never write what load would refuse
-    check_quantization_shapes(parsed.quantization, graph.values)
+    check_quantization_shapes(resolve_scales(parsed.quantization, values), graph.values)
     return dumps_canonical(document), members
+
+
+def _npy_sha256(array) -> str:
+    sink = HashingSink()
+    write_npy(sink, array)
+    return sink.digest.hexdigest()
 
 
 # --- writing -----------------------------------------------------------------------------------------
@@ -197,7 +207,7 @@ class _DirectoryBundle:
         try:
             with open(full, "rb") as stream:
                 prefix = stream.read(PREFIX_MAX)
-            header = parse_header(prefix, entry.file)
+            header = parse_header(prefix, entry.file, float64=entry.layout == SCALES_LAYOUT)
             check_header(header, entry, status.st_size)
             array = np.memmap(full, dtype=header.dtype, mode="r", offset=header.data_offset, shape=header.shape) \
                 if header.data_bytes else np.zeros(header.shape, dtype=header.dtype)
@@ -301,7 +311,7 @@ class _ZipBundle:
             with self.archive.open(info) as stream:
                 prefix = min(PREFIX_MAX, info.file_size)
                 self._read_exactly(stream, view[:prefix], TensorFileError, entry.file)
-                header = parse_header(bytes(view[:prefix]), entry.file)
+                header = parse_header(bytes(view[:prefix]), entry.file, float64=entry.layout == SCALES_LAYOUT)
                 check_header(header, entry, info.file_size)
                 self._read_exactly(stream, view[prefix:], TensorFileError, entry.file)
                 if stream.read(1):
@@ -319,7 +329,8 @@ class _ZipBundle:
         try:
             with self.archive.open(info) as stream:
                 prefix = stream.read(min(PREFIX_MAX, info.file_size))
-                check_header(parse_header(prefix, entry.file), entry, info.file_size)
+                check_header(parse_header(prefix, entry.file, float64=entry.layout == SCALES_LAYOUT), entry,
+                             info.file_size)
                 digest = sha256_of_stream(stream, info.file_size - len(prefix), entry.file, start=prefix)
                 if stream.read(1):
                     raise TensorFileError("the zip member is longer than it declares", path=entry.file)

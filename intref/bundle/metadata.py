@@ -9,6 +9,11 @@
                 required, and every token must be in ``vocab``
     vocab       list of 1..MAX_VOCAB strings (the token of id i at index i)
 
+``metadata.weight_quant`` (written by the same converter, read by ``intref inspect``): how each
+GEMM weight's integers and scales were chosen at build time, an object weight tensor name -> one of
+``WEIGHT_QUANT_METHODS`` (``max`` max-abs, ``mse`` / ``act`` a searched clip, ``gptq``). Every key must
+name a stored tensor.
+
 Each defect raises ``SchemaError`` naming graph.json and the field (``metadata.tokenizer.vocab[7]``).
 """
 
@@ -22,6 +27,7 @@ MAX_VOCAB = 1 << 21
 MAX_TOKEN_CHARS = 1024
 REQUIRED_ROLES, OPTIONAL_ROLES = ("cls", "sep", "pad", "unk"), ("mask",)
 TOKENIZER_FIELDS = ("kind", "lower_case", "specials", "vocab")
+WEIGHT_QUANT_METHODS = ("max", "mse", "act", "gptq")     # intref.convert.ptq.weight_quant.WEIGHT_QUANTS
 
 
 def _fail(field: str, message: str):
@@ -58,7 +64,24 @@ def check_tokenizer(entry) -> None:
             _fail(where, f"{str(specials[role])[:40]!r} is not a token of the vocabulary")
 
 
-def check_metadata(metadata: dict) -> None:
-    """The entries of ``metadata`` that intref reads; any other entry is free-form."""
+def check_weight_quant(entry, tensors) -> None:
+    """Validate ``metadata.weight_quant`` (see the module doc); ``tensors``: the stored tensors' names."""
+    field = "metadata.weight_quant"
+    if type(entry) is not dict:
+        _fail(field, f"expected an object (weight tensor -> method), got {type(entry).__name__}")
+    for name, method in entry.items():
+        where = f"{field}.{name[:200]}"
+        if name not in tensors:
+            _fail(where, "names no stored tensor")
+        if type(method) is not str or method not in WEIGHT_QUANT_METHODS:
+            _fail(where, f"{str(method)[:40]!r} is not a weight quantization method "
+                         f"(known: {', '.join(WEIGHT_QUANT_METHODS)})")
+
+
+def check_metadata(metadata: dict, tensors=frozenset()) -> None:
+    """The entries of ``metadata`` that intref reads; any other entry is free-form. ``tensors``: the
+    names of the stored tensors (``weight_quant`` keys must be among them)."""
     if "tokenizer" in metadata:
         check_tokenizer(metadata["tokenizer"])
+    if "weight_quant" in metadata:
+        check_weight_quant(metadata["weight_quant"], tensors)

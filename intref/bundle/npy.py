@@ -14,6 +14,10 @@ so that no declared size can make the reader allocate more than the file really 
 4. ``decode``: values lie within the declared type (``int22`` in int32 storage), int4 is unpacked
    (its padding nibble must be 0); the result is read-only.
 
+The one float file a bundle may hold is its scale file (graph.json's ``scales``, layout
+``SCALES_LAYOUT``): ``<f8`` of the declared ``[count]``, every value finite, read in the same order.
+Its header is parsed with ``float64=True``; no integer tensor ever accepts a float descriptor.
+
 Every defect raises ``TensorFileError`` naming the file.
 """
 
@@ -40,6 +44,7 @@ _LENGTH_FORMAT = {(1, 0): ("<H", "latin1"), (2, 0): ("<I", "latin1"), (3, 0): ("
 _DESCR = {"|i1": "int8", "|u1": "uint8", "<i1": "int8", "<u1": "uint8", "<i2": "int16", "<u2": "uint16",
           "<i4": "int32", "<u4": "uint32", "<i8": "int64", "<u8": "uint64"}
 CHUNK = 1 << 20
+SCALES_LAYOUT = "float64"          # graph.json's scale file: 1-D little-endian float64, finite values
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def file_layout(entry) -> Tuple[np.dtype, Tuple[int, ...]]:
     """The dtype and shape the file of a graph.json ``tensors`` entry must hold."""
     if entry.layout == "int4_packed":
         return np.dtype(np.uint8), entry.shape[:-1] + ((entry.shape[-1] + 1) // 2,)
+    if entry.layout == SCALES_LAYOUT:
+        return np.dtype("<f8"), entry.shape
     return entry.type.storage.newbyteorder("<"), entry.shape
 
 
@@ -65,8 +72,9 @@ def expected_data_bytes(entry) -> int:
     return math.prod(shape) * dtype.itemsize
 
 
-def parse_header(prefix: bytes, file: str) -> NpyHeader:
-    """Parse the ``.npy`` header at the start of ``prefix`` (the file's first bytes)."""
+def parse_header(prefix: bytes, file: str, *, float64: bool = False) -> NpyHeader:
+    """Parse the ``.npy`` header at the start of ``prefix`` (the file's first bytes). Its dtype must be
+    a plain integer one, or, with ``float64`` (a scale file), exactly ``<f8``."""
     if len(prefix) < len(MAGIC) + 2 or prefix[:len(MAGIC)] != MAGIC:
         what = "a pickle" if prefix[:1] == b"\x80" else "not a .npy file"
         raise TensorFileError(f"{what}: the file does not start with the .npy magic \\x93NUMPY", path=file)
@@ -83,7 +91,14 @@ def parse_header(prefix: bytes, file: str) -> NpyHeader:
     if len(prefix) < start + length:
         raise TensorFileError("truncated .npy header", path=file)
     fields = _header_fields(prefix[start:start + length], encoding, file)
-    return NpyHeader(_header_dtype(fields["descr"], file), _header_shape(fields["shape"], file), start + length)
+    dtype = _float64_dtype(fields["descr"], file) if float64 else _header_dtype(fields["descr"], file)
+    return NpyHeader(dtype, _header_shape(fields["shape"], file), start + length)
+
+
+def _float64_dtype(descr, file: str) -> np.dtype:
+    if descr != "<f8":
+        raise TensorFileError(f"dtype {str(descr)[:40]!r}: a scale file holds little-endian float64 ('<f8')", path=file)
+    return np.dtype("<f8")
 
 
 def _header_fields(raw: bytes, encoding: str, file: str) -> dict:
@@ -176,6 +191,12 @@ def decode(entry, array: np.ndarray) -> np.ndarray:
             values = unpack_int4(np.asarray(array), entry.shape[-1])
         except RangeError as exc:
             raise TensorFileError(f"int4 padding: {exc}", path=entry.file) from None
+    elif entry.layout == SCALES_LAYOUT:
+        values = np.array(array, dtype=np.float64)          # a copy: scales are kept as Python floats anyway
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise TensorFileError(f"element [{int(bad[0])}] = {values[bad[0]]} is not finite (a scale must be a "
+                                  f"finite float64)", path=entry.file)
     else:
         values = array if array.dtype.isnative else array.astype(entry.type.storage)
         storage_bits = values.dtype.itemsize * 8

@@ -1,6 +1,7 @@
-"""graph.json, format version 1: parse and validate a document into the parts of a ``Graph``.
+"""graph.json, format versions 1 and 2: parse and validate a document into the parts of a ``Graph``.
 
-The schema is written down in ``docs/format.md``. Every check here raises ``SchemaError`` naming
+The schema is written down in ``docs/format.md`` (the quantization section and the scale file:
+``bundle.quantization``; the field helpers: ``bundle.fields``). Every check here raises ``SchemaError`` naming
 ``graph.json`` and the field path (``nodes[3].attributes.shift: expected an int, got str``); a
 document that is not an intref graph at all (wrong ``format``, unsupported ``format_version``,
 unparseable JSON) raises ``BundleFormatError``. Graph-level checks (names resolve, no cycles, op
@@ -10,25 +11,25 @@ writer side is ``bundle.write``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from .metadata import check_metadata
-from ..errors import BundleFormatError, RangeError, SchemaError, UnsafePathError
+from ..errors import BundleFormatError, RangeError
 from ..graph import NAME, SYMBOL, Node, ValueInfo
 from ..inttypes import INT64_MAX, INT64_MIN, IntType
 from ..ops import REGISTRY
 from ..ops.base import plain_ints_within
+from .fields import FILE, SHA256_HEX, json_kind, tensor_file
+from .fields import at as _at, expect as _expect, fail as _fail, fields as _fields, int_in as _int
+from .quantization import ScaleFile, parse_quantization, parse_scales
 
-FILE = "graph.json"
 FORMAT = "intref-graph"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                  # what ``save`` writes
+FORMAT_VERSIONS = (1, 2)            # what ``load`` reads; 2 added ``scales`` (a version-1 document may not use it)
 TOP_REQUIRED = ("format", "format_version", "producer", "name", "symbols", "inputs", "outputs", "tensors", "nodes")
-TOP_OPTIONAL = ("quantization", "metadata")
-TENSOR_FILE = re.compile(r"tensors/[A-Za-z0-9_.\-]+\.npy")
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+TOP_OPTIONAL = ("quantization", "scales", "metadata")
 OP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 LAYOUTS = ("plain", "int4_packed")
@@ -37,8 +38,6 @@ MAX_DIM = 1 << 31
 MAX_GRAPH_NAME = 200
 MAX_ATTRIBUTE_STRING = 256
 MAX_METADATA_DEPTH = 64
-_ARTICLE = {"int": "an int", "bool": "a bool", "str": "a string", "list": "a list", "object": "an object",
-            "number": "a number"}
 
 
 @dataclass(frozen=True)
@@ -66,53 +65,10 @@ class GraphDocument:
     nodes: Tuple[Node, ...]
     quantization: Mapping[str, dict]
     metadata: Mapping[str, object]
+    scales: Optional[ScaleFile] = None
 
 
 # --- field helpers ---------------------------------------------------------------------------------
-
-def _fail(field: str, message: str):
-    raise SchemaError(message, path=FILE, field=field)
-
-
-def json_kind(value) -> str:
-    """The JSON kind of a parsed value, as messages name it."""
-    if value is None:
-        return "null"
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__)
-
-
-def _expect(field: str, value, kind: str):
-    ok = {"int": lambda v: type(v) is int, "bool": lambda v: type(v) is bool, "str": lambda v: type(v) is str,
-          "list": lambda v: type(v) is list, "object": lambda v: type(v) is dict,
-          "number": lambda v: type(v) in (int, float)}[kind](value)
-    if not ok:
-        _fail(field, f"expected {_ARTICLE[kind]}, got {json_kind(value)}")
-    return value
-
-
-def _at(field: str, key) -> str:
-    return f"{field}[{key}]" if isinstance(key, int) else (f"{field}.{key}" if field else key)
-
-
-def _fields(field: str, value, required, optional=()) -> dict:
-    """``value`` must be an object holding every ``required`` key, and no key outside both lists."""
-    _expect(field or "(top level)", value, "object")
-    for key in value:
-        if key not in required and key not in optional:
-            _fail(_at(field, key[:100]), f"unknown field (allowed: {', '.join(tuple(required) + tuple(optional))})")
-    for key in required:
-        if key not in value:
-            _fail(_at(field, key), "required field is missing")
-    return value
-
-
-def _int(field: str, value, lo: int, hi: int) -> int:
-    _expect(field, value, "int")
-    if not lo <= value <= hi:
-        _fail(field, f"{value} is outside [{lo}, {hi}]")
-    return value
-
 
 def _name(field: str, value) -> str:
     _expect(field, value, "str")
@@ -156,9 +112,9 @@ def check_format(doc) -> None:
         raise BundleFormatError(f"format is {str(doc.get('format'))[:80]!r}, expected {FORMAT!r}", path=FILE,
                                 field="format")
     version = doc.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in FORMAT_VERSIONS:
         raise BundleFormatError(f"unsupported format_version {str(version)[:40]!r}; this intref reads "
-                                f"{FORMAT_VERSION}", path=FILE, field="format_version")
+                                f"{' and '.join(map(str, FORMAT_VERSIONS))}", path=FILE, field="format_version")
 
 
 def parse_document(doc) -> GraphDocument:
@@ -173,11 +129,12 @@ def parse_document(doc) -> GraphDocument:
     tensors = _tensors(doc["tensors"])
     nodes = tuple(_node(_at("nodes", i), v, symbols) for i, v in enumerate(_expect("nodes", doc["nodes"], "list")))
     names = {v.name for v in inputs} | {t.name for t in tensors} | {o.name for n in nodes for o in n.outputs}
-    quantization = _quantization(doc.get("quantization", {}), names)
+    scales = parse_scales(doc["scales"], doc["format_version"], tensors) if "scales" in doc else None
+    quantization = parse_quantization(doc.get("quantization", {}), names, scales)
     metadata = _expect("metadata", doc.get("metadata", {}), "object")
     _check_depth("metadata", metadata, 0)
-    check_metadata(metadata)
-    return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata)
+    check_metadata(metadata, frozenset(t.name for t in tensors))
+    return GraphDocument(name, producer, symbols, inputs, outputs, tensors, nodes, quantization, metadata, scales)
 
 
 def _check_depth(field: str, value, depth: int) -> None:
@@ -267,17 +224,6 @@ def _tensor(field: str, value) -> TensorEntry:
     return TensorEntry(name, int_type, shape, file, sha, layout)
 
 
-def tensor_file(field: str, value) -> str:
-    """A tensor file reference: ``UnsafePathError`` if it could leave the bundle, else the pattern."""
-    _expect(field, value, "str")
-    parts = re.split(r"[/\\]", value)
-    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or ".." in parts or "\x00" in value:
-        raise UnsafePathError(f"{value[:200]!r} would leave the bundle (absolute path or ..)", path=FILE, field=field)
-    if not TENSOR_FILE.fullmatch(value):
-        _fail(field, f"{value[:200]!r} does not match {TENSOR_FILE.pattern}")
-    return value
-
-
 def _node(field: str, value, symbols) -> Node:
     _fields(field, value, ("name", "op", "inputs", "outputs"), ("attributes",))
     name = _name(_at(field, "name"), value["name"])
@@ -338,58 +284,3 @@ def _attribute_value(field: str, value):
                                  f"got {json_kind(item)}")
     return tuple(value)
 
-
-def _quantization(value, names) -> dict:
-    _expect("quantization", value, "object")
-    parsed = {}
-    for name, entry in value.items():
-        field = _at("quantization", name[:220])
-        if name not in names:
-            _fail(field, "names no graph input, tensor or node output")
-        _fields(field, entry, ("scale",), ("axis",))
-        scale = entry["scale"]
-        if type(scale) is list:
-            if not scale:
-                _fail(_at(field, "scale"), "an empty list of scales")
-            if set(map(type, scale)) == {float} and all(map(math.isfinite, scale)):
-                parsed_scale = list(scale)      # the common case, checked in C; else one by one, naming the index
-            else:
-                parsed_scale = [_finite(_at(_at(field, "scale"), i), s) for i, s in enumerate(scale)]
-        else:
-            parsed_scale = _finite(_at(field, "scale"), scale)
-        parsed[name] = {"scale": parsed_scale}
-        if "axis" in entry:
-            axis = _int(_at(field, "axis"), entry["axis"], -64, 63)
-            if type(scale) is not list:
-                _fail(_at(field, "axis"), "an axis applies only to a list of per-channel scales")
-            parsed[name]["axis"] = axis
-    return parsed
-
-
-def _finite(field: str, value) -> float:
-    _expect(field, value, "number")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond float64
-        number = math.inf
-    if not math.isfinite(number):
-        _fail(field, f"{str(value)[:40]} is not a finite float64")
-    return number
-
-
-def check_quantization_shapes(quantization: Mapping[str, dict], values) -> None:
-    """A per-channel scale list has 1 entry or one per element of the value's concrete ``axis``
-    (default -1, the last)."""
-    for name, entry in quantization.items():
-        scale = entry["scale"]
-        if not isinstance(scale, list):
-            continue
-        shape, axis = values[name].shape, entry.get("axis", -1)
-        if not -len(shape) <= axis < len(shape):
-            _fail(_at(_at("quantization", name), "axis"), f"axis {axis} is outside a value of shape {list(shape)}")
-        if len(scale) == 1:
-            continue
-        dim: Optional[object] = shape[axis]
-        if not isinstance(dim, int) or dim != len(scale):
-            _fail(_at(_at("quantization", name), "scale"), f"{len(scale)} per-channel scales, but the value's shape "
-                                                            f"is {list(shape)} (its axis {axis} must have {len(scale)})")

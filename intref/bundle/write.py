@@ -3,20 +3,26 @@
 Canonical means: the same graph always gives the same document. Fixed-schema objects keep the key
 order of ``docs/format.md``; free mappings (producer, symbols, attributes, quantization, metadata)
 are sorted by key; lists keep their order (inputs, outputs, tensors, nodes in execution order).
+
+Per-channel scale lists longer than ``quantization.SCALES_INLINE_MAX`` go to the bundle's scale file
+(``quantization.pack_scales``: float64, each distinct list once); graph.json then writes
+``{"offset": o, "count": n}`` for them, and its top-level ``scales`` names the file.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
+from .quantization import ScaleSlice
 from .schema import FORMAT, FORMAT_VERSION, MAX_METADATA_DEPTH
 from ..errors import SchemaError
 
 FILE = "graph.json"
+SCALES_NAME = "quantization.scales"     # the scale file's stem (a clash with a tensor's file gets -2, ...)
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -36,9 +42,11 @@ def tensor_file_names(names) -> dict:
     return files
 
 
-def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str]) -> dict:
-    """The graph.json document of ``graph``; ``files``/``hashes`` give each tensor's file and sha256."""
-    return {
+def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str], scales=None) -> dict:
+    """The graph.json document of ``graph``; ``files``/``hashes`` give each tensor's file and sha256;
+    ``scales``: ``(file, sha256, count, slices)`` of the scale file (``pack_scales``), or None."""
+    slices = scales[3] if scales else {}
+    document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "producer": {key: graph.producer[key] for key in sorted(graph.producer)},
@@ -49,9 +57,15 @@ def graph_document(graph, files: Mapping[str, str], hashes: Mapping[str, str]) -
         "tensors": [{"name": t.name, "type": t.type.name, "shape": list(t.shape), "file": files[t.name],
                      "sha256": hashes[t.name], "layout": t.layout} for t in graph.tensors.values()],
         "nodes": [_node(node) for node in graph.nodes],
-        "quantization": {name: _scale_entry(graph.quantization[name]) for name in sorted(graph.quantization)},
+        "quantization": {name: _scale_entry(graph.quantization[name], slices.get(name))
+                         for name in sorted(graph.quantization)},
         "metadata": _sorted_json("metadata", dict(graph.metadata)),
     }
+    if scales:        # after quantization, before metadata: the order of docs/format.md
+        metadata = document.pop("metadata")
+        document["scales"] = {"file": scales[0], "sha256": scales[1], "count": scales[2]}
+        document["metadata"] = metadata
+    return document
 
 
 def _value_info(info) -> dict:
@@ -69,8 +83,10 @@ def _node(node) -> dict:
             "attributes": {key: _plain(node.attributes[key]) for key in sorted(node.attributes)}}
 
 
-def _scale_entry(entry) -> dict:
+def _scale_entry(entry, in_file: Optional[ScaleSlice] = None) -> dict:
     out = {key: _plain(entry[key]) for key in ("scale", "axis") if key in entry}
+    if in_file is not None:
+        out["scale"] = {"offset": in_file.offset, "count": in_file.count}
     out.update({key: value for key, value in entry.items() if key not in out})  # unknown keys: the check refuses them
     return out
 

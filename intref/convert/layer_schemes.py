@@ -35,10 +35,11 @@ STATIC_INPUT_BITS = 8
 SCALE_BITS = 32            # a weight scale as intref stores it: a Q31 dyadic multiplier
 
 
-def scale_count(scheme: Scheme, n_out: int, k: int) -> int:
+def scale_count(scheme: Scheme, n_out: int, k: int, *, name: str = "") -> int:
     """Distinct weight scales of an ``[n_out, k]`` weight: ``N * K / g`` for input groups of ``g``, ``N / R``
-    for output-row groups of ``R`` rows (``groups=1``: per tensor), ``N`` per channel."""
-    size = scheme.group(n_out, k)
+    for output-row groups of ``R`` rows (``groups=1``: per tensor), ``N`` per channel (``name`` picks W4/8's
+    bits, and so whether its int8 layers are grouped)."""
+    size = scheme.group(n_out, k, scheme.bits(name))
     if size is None:
         return n_out
     return n_out * (k // size) if scheme.group_axis == "in" else n_out // size
@@ -46,7 +47,7 @@ def scale_count(scheme: Scheme, n_out: int, k: int) -> int:
 
 def bits_per_weight(scheme: Scheme, n_out: int, k: int, *, name: str = "", scale_bits: int = SCALE_BITS) -> float:
     """Storage per weight: ``bits + scale_bits * scale_count / (N * K)`` (``name`` picks W4/8's bits)."""
-    return scheme.bits(name) + scale_bits * scale_count(scheme, n_out, k) / (n_out * k)
+    return scheme.bits(name) + scale_bits * scale_count(scheme, n_out, k, name=name) / (n_out * k)
 
 
 def input_bits(scheme: Scheme) -> int:

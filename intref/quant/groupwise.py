@@ -90,8 +90,9 @@ def _tiled(importance, shape, blocks: int):
 class GroupLinearParams:
     """``GroupLinear``'s integer constants and the real scale of its output.
 
-    multiplier  ``[N, G]`` int64 in ``[0, 2**31]``: ``round_half_up(S_w[n, j] / C[n] * 2**31)``
-    shift       ``31 - frac_bits``
+    multiplier  ``[N, G]`` int64 in ``[0, 2**b]``: ``round_half_up(S_w[n, j] / C[n] * 2**b)``, ``b`` the
+                mantissa bits (31 by default; 15 makes every multiplier fit ``uint16``)
+    shift       ``b - frac_bits``
     frac_bits   ``f``: the output unit is ``C[n] / 2**f`` with ``C[n] = max_j S_w[n, j]``
     out_scale   ``[N]`` float64: ``x_scale * C[n] / 2**f``, the real value of one output unit
     bias        ``[N]`` int64 at ``out_scale`` (``None`` without a bias)
@@ -105,7 +106,8 @@ class GroupLinearParams:
 
 
 def prepare_group_linear(q, scale, x_scale: float, x_max: int, group_size: int, *, bias=None,
-                         acc_bits: int = 32, max_frac_bits: int = 31) -> GroupLinearParams:
+                         acc_bits: int = 32, max_frac_bits: int = 31,
+                         mantissa_bits: int = MANTISSA_BITS) -> GroupLinearParams:
     """The ``GroupLinear`` constants for int weights ``q`` ``[N, K]`` with group scales ``scale`` ``[N, G]``,
     inputs of real scale ``x_scale`` with ``|x| <= x_max``, and an optional float ``bias`` ``[N]``.
 
@@ -114,7 +116,9 @@ def prepare_group_linear(q, scale, x_scale: float, x_max: int, group_size: int, 
     with ``Pmax = x_max * sum_{k in j} |q[n, k]|`` (an upper bound of every dialect's rounded term).
     RangeError when a partial sum could leave int32 or no ``f`` fits. ``max_frac_bits = 0`` keeps the
     output unit at ``x_scale * C[n]``, the unit of a per-channel Linear with the same row maxima (what
-    downstream constants such as I-BERT's int32 GELU were derived for).
+    downstream constants such as I-BERT's int32 GELU were derived for). ``mantissa_bits`` (1..31): the
+    multipliers' precision, relative error at most ``2**-(mantissa_bits + 1)`` of each group's scale;
+    15 stores them as ``uint16`` (half a ``uint32``'s bytes), the precision of a float16 group scale.
     """
     q = np.asarray(q).astype(np.int64)
     scale = np.asarray(scale, dtype=np.float64)
@@ -123,21 +127,22 @@ def prepare_group_linear(q, scale, x_scale: float, x_max: int, group_size: int, 
         raise ShapeError(f"{_WHERE}: scale {scale.shape} must be [N, K / group_size] for q {q.shape}",
                          argument="scale")
     acc_bits = _checks.require_int(_WHERE, "acc_bits", acc_bits, 2, 32)
+    bits = _checks.require_int(_WHERE, "mantissa_bits", mantissa_bits, 1, MANTISSA_BITS)
     common = scale.max(axis=1)                                            # C[n] > 0
-    multiplier = np.floor(scale / common[:, None] * 2.0 ** MANTISSA_BITS + 0.5).astype(np.int64)  # <= 2**31
+    multiplier = np.floor(scale / common[:, None] * 2.0 ** bits + 0.5).astype(np.int64)  # <= 2**bits
     p_max = int(x_max) * np.abs(q).reshape(n_out, k // group_size, group_size).sum(axis=2)
     if int(p_max.max()) > INT32_MAX:
         raise RangeError(f"{_WHERE}: a partial sum can reach {int(p_max.max())} > 2**31 - 1 with |x| <= {x_max}: "
                          f"use smaller groups", argument="group_size", value=group_size)
     limit = (1 << (acc_bits - 1)) - 1
-    ideal = float((p_max * multiplier).sum(axis=1).max()) / 2.0 ** MANTISSA_BITS        # sum_j Pmax * r, worst row
+    ideal = float((p_max * multiplier).sum(axis=1).max()) / 2.0 ** bits        # sum_j Pmax * r, worst row
     max_frac = _checks.require_int(_WHERE, "max_frac_bits", max_frac_bits, 0, 31)
-    frac = min(max_frac, max(0, math.floor(math.log2(limit / max(ideal, 1.0)))))
+    frac = min(max_frac, bits, max(0, math.floor(math.log2(limit / max(ideal, 1.0)))))
     while frac >= 0:
         out_scale = float(x_scale) * common / 2.0 ** frac
         bias_int = None if bias is None else np.rint(np.asarray(bias, np.float64) / out_scale).astype(np.int64)
-        if _worst_output(p_max, multiplier, MANTISSA_BITS - frac, bias_int) <= limit:
-            return GroupLinearParams(multiplier, MANTISSA_BITS - frac, frac, out_scale, bias_int)
+        if _worst_output(p_max, multiplier, bits - frac, bias_int) <= limit:
+            return GroupLinearParams(multiplier, bits - frac, frac, out_scale, bias_int)
         frac -= 1
     raise RangeError(f"{_WHERE}: no fraction bits keep the output within int{acc_bits}", argument="acc_bits",
                      value=acc_bits)

@@ -12,6 +12,7 @@ from intref.convert.layer_schemes import (Scheme, bits_per_weight, calibrated_ra
 from intref.errors import ArgumentError, RangeError, ShapeError
 from intref.kernels import group_linear, matmul
 from intref.kernels.tokenwise import token_quantize, token_requantize, token_scale
+from intref.convert.ptq.schemes import GROUP_MANTISSA_BITS
 from intref.quant import prepare_group_linear, quantize_input_groups, quantize_symmetric
 
 LAYER, CALIBRATION, TEST = 1, 16, 8          # what the notebook measures: layer 1's first feed-forward Linear
@@ -34,6 +35,9 @@ def test_bits_per_weight_counts_one_32_bit_number_per_distinct_weight_scale():
     assert scale_count(Scheme(groups=48, group_axis="out"), n, k) == 48
     assert scale_count(Scheme(), n, k) == n
     assert scale_count(Scheme(weights="w4", group_size=32), n, k) == n * k // 32
+    w48 = Scheme(weights="w4/8", group_size=32, group_int8=False)       # int8 attention per channel
+    assert scale_count(w48, n, k, name="layer0.q.linear") == n
+    assert scale_count(w48, n, k, name="layer0.ffn.linear1") == n * k // 32
     assert bits_per_weight(Scheme(weights="w4", group_size=32), n, k) == 5.0
     assert bits_per_weight(Scheme(weights="w4", group_size=128), n, k) == 4.25
     assert bits_per_weight(Scheme(), n, k) == pytest.approx(8 + 32 / 384)
@@ -48,7 +52,7 @@ def test_static_input_groups_graph_is_group_linear_on_the_saturated_int8_feed():
     assert feed.dtype == np.int8 and int(np.abs(feed).max()) == 127
     assert np.array_equal(feed, np.clip(np.rint(x / (x_max / 127)), -127, 127))
     q, scale = quantize_input_groups(w, 4, 32)
-    params = prepare_group_linear(q, scale, 1.0, 128, 32, max_frac_bits=4)
+    params = prepare_group_linear(q, scale, 1.0, 128, 32, max_frac_bits=4, mantissa_bits=GROUP_MANTISSA_BITS)
     bias = np.rint(b / (params.out_scale * x_max / 127)).astype(np.int64)
     want = group_linear(feed, q.astype(np.int8), params.multiplier, params.shift, group_size=32, bias=bias)
     got = intref.run(graph, {"x": feed})[graph.outputs[0]]

@@ -198,7 +198,7 @@ def test_save_load_save_is_byte_identical(graph, tmp_path, fmt):
     assert files == bundle_files(second) == bundle_files(third)
     assert sorted(files) == ["graph.json"] + sorted(f"tensors/{n}.npy" for n in [
         "attention.qkv.weight", "embeddings.word", "embeddings_position", "ffn.fc1.bias", "ffn.fc1.weight",
-        "ffn.fc2.weight", "zq.bias", "zq.m", "zq.w"])
+        "ffn.fc2.weight", "quantization.scales", "zq.bias", "zq.m", "zq.w"])
 
 
 def test_directory_and_zip_hold_the_same_files(graph, tmp_path):
@@ -233,7 +233,8 @@ def test_zip_members_are_stored_in_a_fixed_order_date_and_mode(graph, tmp_path):
     with zipfile.ZipFile(tmp_path / "b.zip") as archive:
         infos = archive.infolist()
         document = json.loads(archive.read("graph.json"))
-    assert [i.filename for i in infos] == ["graph.json"] + [t["file"] for t in document["tensors"]]
+    assert [i.filename for i in infos] == ["graph.json"] + [t["file"] for t in document["tensors"]] + \
+        [document["scales"]["file"]]      # the scale file last
     for info in infos:
         assert info.date_time == (1980, 1, 1, 0, 0, 0)
         assert info.compress_type == zipfile.ZIP_STORED
@@ -264,8 +265,8 @@ def test_graph_json_is_canonical_text(graph, tmp_path):
     assert text.endswith("}\n") and "\t" not in text
     document = json.loads(text)
     assert list(document) == ["format", "format_version", "producer", "name", "symbols", "inputs", "outputs",
-                              "tensors", "nodes", "quantization", "metadata"]
-    assert (document["format"], document["format_version"]) == ("intref-graph", 1)
+                              "tensors", "nodes", "quantization", "scales", "metadata"]
+    assert (document["format"], document["format_version"]) == ("intref-graph", 2)
     for node in document["nodes"]:
         assert list(node) == ["name", "op", "inputs", "outputs", "attributes"]
         assert list(node["attributes"]) == sorted(node["attributes"])

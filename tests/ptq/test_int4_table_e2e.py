@@ -37,6 +37,9 @@ def test_int4_word_table_converts_loads_runs_and_its_golden_set_verifies(tmp_pat
     packed = np.fromfile(golden / "tensors" / "emb.word.table.bin", np.uint8)
     assert packed.size == table.data.size // 2
     assert np.array_equal(unpack_int4(packed), table.data.reshape(-1))       # low nibble first
+    w = graph.tensors["layer0.ffn.linear1.weight"].data.astype(np.uint8) & 0xF    # int4, two's complement nibbles
+    documented = (w[:, 0::2] | (w[:, 1::2] << 4)).reshape(-1)                # docs/format.md 5.3, by hand
+    assert np.array_equal(np.fromfile(golden / "tensors" / "layer0.ffn.linear1.weight.bin", np.uint8), documented)
     hw = tmp_path / "hw"
     shutil.copytree(golden / "tensors", hw / "tensors")
     assert main(["verify", str(golden), str(hw), "--quiet"]) == 0

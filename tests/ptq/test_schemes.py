@@ -46,15 +46,30 @@ def test_every_scheme_builds_a_graph_that_tracks_float(bert, stats, options):
     assert cos["mean"] > 0.98, (options, cos)
 
 
-def test_w48_puts_int4_in_the_feed_forward_layers_only_and_groups_everywhere(bert, stats):
-    graph, _ = build_ptq(bert, stats, weights="w4/8", group_size=16, act="token")
+def test_w48_puts_int4_in_the_feed_forward_layers_only_and_groups_everywhere_when_asked(bert, stats):
+    graph, _ = build_ptq(bert, stats, weights="w4/8", group_size=16, act="token", group_int8=True,
+                         weight_quant="max")
     schemes = dict(layer_schemes(graph))
-    assert schemes["layer0.ffn.linear1.token_acc"] == "w4 in-groups of 16, act token"
-    assert schemes["layer1.ffn.linear2.token_acc"] == "w4 in-groups of 16, act token"
-    assert schemes["layer0.q.linear.token_acc"] == "w8 in-groups of 16, act token"     # ZeroQuant groups every Linear
-    assert schemes["layer1.attn.linear.token_acc"] == "w8 in-groups of 16, act token"
+    assert schemes["layer0.ffn.linear1.token_acc"] == "w4 in-groups of 16, act token, weights by max"
+    assert schemes["layer1.ffn.linear2.token_acc"] == "w4 in-groups of 16, act token, weights by max"
+    assert schemes["layer0.q.linear.token_acc"] == "w8 in-groups of 16, act token, weights by max"   # ZeroQuant's way
+    assert schemes["layer1.attn.linear.token_acc"] == "w8 in-groups of 16, act token, weights by max"
     assert graph.tensors["layer0.ffn.linear1.weight"].layout == "int4_packed"
     assert graph.tensors["layer0.q.linear.weight"].type.name == "int8"
+    multiplier = graph.tensors["layer0.ffn.linear1.multiplier"]
+    assert multiplier.type.name == "uint16" and int(multiplier.data.max()) == 1 << 15     # a 15-bit mantissa
+
+
+def test_w48_default_keeps_int8_attention_per_channel_without_multipliers(bert, stats):
+    graph, report = build_ptq(bert, stats, weights="w4/8", group_size=16)
+    schemes = dict(layer_schemes(graph))
+    assert schemes["layer0.ffn.linear1.token_acc"] == "w4 in-groups of 16, act token, weights by gptq"
+    assert schemes["layer0.q.linear.token_acc"] == "w8 per channel, act token, weights by gptq"
+    assert "layer0.q.linear.multiplier" not in graph.tensors
+    assert report["scheme"] == "w4/8 in-groups of 16 (int8 layers per channel), act token, weights by gptq"
+    gemm_weights = {n.inputs[1] for n in graph.nodes if n.op in ("Linear", "GroupLinear")}
+    assert set(graph.metadata["weight_quant"]) == gemm_weights
+    assert set(graph.metadata["weight_quant"].values()) == {"gptq"}
 
 
 def test_token_mode_quantizes_every_linear_input_per_token_and_the_scales_are_in_the_trace(bert, stats):
@@ -104,14 +119,18 @@ def test_int4_weights_make_a_smaller_bundle(bert, stats, tmp_path):
 def test_options_are_validated():
     assert scheme_from_options("w4/8") == Scheme("w4/8", **W48_DEFAULTS)
     assert scheme_from_options("w4/8", act="static").act == "static"
-    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme("w4/8", None, 48, "out", "token",
-                                                                                 weight_quant=W48_DEFAULTS["weight_quant"])
+    assert scheme_from_options("w4/8", groups=48, group_axis="out") == Scheme(
+        "w4/8", None, 48, "out", "token", weight_quant=W48_DEFAULTS["weight_quant"], group_int8=False)
+    assert scheme_from_options("w4/8", group_int8=True).group_int8
+    assert scheme_from_options("w8", group_size=8).group_int8
+    assert Scheme("w4/8", group_size=64, group_int8=False).group(384, 384, 8) is None
+    assert Scheme("w4/8", group_size=64, group_int8=False).group(384, 384, 4) == 64
     assert scheme_from_options("w4").weight_quant == W48_DEFAULTS["weight_quant"] and scheme_from_options("w8", act="token").weight_quant == "max"
     assert scheme_from_options("w4/8", weight_quant="max").weight_quant == "max"
     assert scheme_from_options() == Scheme()
     assert scheme_from_options("w8", table_bits=4).table_bits == 4
     for bad in (dict(weights="w2"), dict(act="dynamic"), dict(group_axis="rows"), dict(group_size=0),
-                dict(group_size=16, groups=2), dict(table_bits=2), dict(weight_quant="absmax")):
+                dict(group_size=16, groups=2), dict(table_bits=2), dict(weight_quant="absmax"), dict(group_int8="on")):
         with pytest.raises(ValueError):
             scheme_from_options(**bad)
     with pytest.raises(ValueError, match="do not divide"):
@@ -128,8 +147,12 @@ def test_cli_takes_the_scheme_options_to_inspect(tmp_path, capsys):
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(bundle), "--weights", "w4/8",
                  "--group-size", "16"]) == 0
     out = capsys.readouterr().out
-    assert "scheme w4/8 in-groups of 16, act token" in out
-    assert "layer0.ffn.linear1.token_acc  w4 in-groups of 16, act token" in out
+    assert "scheme w4/8 in-groups of 16 (int8 layers per channel), act token, weights by gptq" in out
+    assert "layer0.ffn.linear1.token_acc  w4 in-groups of 16, act token, weights by gptq" in out
+    assert "layer0.q.linear.token_acc     w8 per channel, act token, weights by gptq" in out
+    assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(tmp_path / "g.zip"), "--weights",
+                 "w4/8", "--group-size", "16", "--int8-groups", "on", "--weight-quant", "mse"]) == 0
+    assert "layer0.q.linear.token_acc     w8 in-groups of 16, act token, weights by mse" in capsys.readouterr().out
     assert main(["convert", "ptq", str(ckpt_dir), "--calib", str(calib), "-o", str(tmp_path / "x"),
                  "--weights", "w8", "--group-size", "7"]) == 2
 

@@ -108,3 +108,21 @@ def test_groups_beat_one_scale_per_row_on_rows_with_uneven_magnitudes():
                         - w).mean()
     q, s = quantize_symmetric(w, 4, axis=0, clamp="narrow")
     assert err_groups < 0.7 * np.abs(q * s - w).mean()
+
+
+@pytest.mark.parametrize("mantissa_bits", [15, 8])
+def test_fewer_mantissa_bits_bound_each_multiplier_and_its_error(mantissa_bits):
+    """``mantissa_bits = b``: every multiplier in ``[0, 2**b]`` (15: ``uint16``), within 1/2 of
+    ``r * 2**b`` (``r = S_w / C[n]``), the row's largest group exactly ``2**b``, the shift ``b - f``."""
+    rng = np.random.default_rng(5)
+    q, scale = quantize_input_groups(rng.normal(size=(6, 256)) * rng.uniform(0.1, 2, (6, 1)), 4, 64)
+    params = prepare_group_linear(q, scale, 0.1, 127, 64, max_frac_bits=0, mantissa_bits=mantissa_bits)
+    ratio = scale / scale.max(axis=1, keepdims=True)
+    assert params.multiplier.max() == 1 << mantissa_bits and (params.multiplier.max(axis=1) == 1 << mantissa_bits).all()
+    assert (np.abs(params.multiplier - ratio * 2.0 ** mantissa_bits) <= 0.5).all()
+    assert (params.frac_bits, params.shift) == (0, mantissa_bits)
+    wide = prepare_group_linear(q, scale, 0.1, 127, 64, max_frac_bits=31, mantissa_bits=mantissa_bits)
+    assert wide.frac_bits <= mantissa_bits and wide.shift == mantissa_bits - wide.frac_bits
+    for bad in (0, 32):
+        with pytest.raises(RangeError, match="mantissa_bits"):
+            prepare_group_linear(q, scale, 0.1, 127, 64, mantissa_bits=bad)

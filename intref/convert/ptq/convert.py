@@ -102,7 +102,8 @@ def build_ptq(ckpt: Checkpoint, stats: dict, *, observer: str = DEFAULTS["observ
     tokens = int(stats["emb.sum"].counts.sum()) // cfg.hidden      # every real token once per channel
     metadata = {"model": "ptq-encoder", "max_tokens": ckpt.max_tokens,
                 "source": {"family": ckpt.family, "model_type": ckpt.config.get("model_type"), "path": ckpt.path.name},
-                "ptq": {**options, "calibration_tokens": tokens}}
+                "ptq": {**options, "calibration_tokens": tokens},
+                "weight_quant": schemes.weight_quant_metadata(scheme, cfg.layers)}
     on_layer = (lambda done, total: progress("build", done, total)) if progress else None
     graph = build_ibert_encoder(ckpt.model, point_scales, derivation=PtqDerivation(), wiring=wiring,
                                 metadata={**metadata, **tokenizer_metadata(ckpt.tokenizer)}, on_layer=on_layer)

@@ -3,10 +3,13 @@ weight groups, token-wise activations. One hook into the encoder wiring, ``emit_
 
     --weights w8|w4|w4/8      w4/8: int4 for the feed-forward Linears, int8 for attention (Q/K/V, out)
     --group-size N | --groups N, --group-axis in|out
-                              in:  one scale per N inputs of a row (GroupLinear, ``--groups`` = K / N)
+                              in:  one scale per N inputs of a row (GroupLinear, ``--groups`` = K / N;
+                                   its multipliers uint16, ``GROUP_MANTISSA_BITS``)
                               out: ZeroQuant's N row groups (``--group-size`` = rows per group); a
                                    per-channel scale, so a plain Linear runs it
                               neither: one scale per output row
+    --int8-groups on|off      whether w4/8's int8 layers (attention) are grouped too; off (the w4/8
+                              default): one scale per row, a plain Linear without multipliers
     --act static|token        token: every Linear input is kept at 16 bits (same calibrated range),
                               quantized per token to int8 at run time (TokenScale, TokenQuantize),
                               and the accumulator is brought back by TokenRequantize
@@ -42,6 +45,7 @@ ACTS = ("static", "token")
 TOKEN_INPUT_BITS = 16        # the static width of a Linear input in token mode
 TOKEN_BITS = 8               # the per-token quantized width
 TOKEN_SHIFT = 8              # y = round(acc * t / 2**8): back to the int8-range accumulator scale
+GROUP_MANTISSA_BITS = 15     # GroupLinear multipliers in [0, 2**15]: uint16, a float16 group scale's precision
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Scheme:
     act: str = "static"
     table_bits: int = 8
     weight_quant: str = "max"
+    group_int8: bool = True
 
     def __post_init__(self):
         if self.weights not in WEIGHTS or self.act not in ACTS or self.group_axis not in ("in", "out"):
@@ -62,6 +67,8 @@ class Scheme:
                              f"group_axis {self.group_axis!r} (in or out)")
         if self.weight_quant not in WEIGHT_QUANTS:
             raise ValueError(f"scheme: weight quantization {self.weight_quant!r} is not one of {WEIGHT_QUANTS}")
+        if type(self.group_int8) is not bool:
+            raise ValueError(f"scheme: group_int8 {self.group_int8!r} is not a bool")
         if self.table_bits not in (4, 8):
             raise ValueError(f"scheme: table_bits {self.table_bits!r} is not 4 or 8")
         if self.group_size is not None and self.groups is not None:
@@ -79,12 +86,12 @@ class Scheme:
         ffn = ".ffn." in name
         return {"w8": 8, "w4": 4, "w4/8": 4 if ffn else 8}[self.weights]
 
-    def group(self, n_out: int, k: int) -> Optional[int]:
-        """Inputs per group (axis in) or rows per group (axis out) for an ``[n_out, k]`` weight; None:
-        one scale per row. An axis shorter than ``group_size`` is one group; a size that does not
-        divide the axis is an error naming it."""
+    def group(self, n_out: int, k: int, bits: int = 4) -> Optional[int]:
+        """Inputs per group (axis in) or rows per group (axis out) for an ``[n_out, k]`` weight of ``bits``;
+        None: one scale per row (also for int8 weights when ``group_int8`` is off). An axis shorter than
+        ``group_size`` is one group; a size that does not divide the axis is an error naming it."""
         length = k if self.group_axis == "in" else n_out
-        if self.group_size is None and self.groups is None:
+        if (self.group_size is None and self.groups is None) or (bits == 8 and not self.group_int8):
             return None
         size = min(self.group_size, length) if self.group_size is not None else length // self.groups
         if size < 1 or length % size:                  # a row shorter than the group size is one group
@@ -94,6 +101,8 @@ class Scheme:
     def describe(self) -> str:
         grouping = "per channel" if self.group_size is None and self.groups is None else (
             f"{self.group_axis}-groups " + (f"of {self.group_size}" if self.group_size else f"x{self.groups}"))
+        if grouping != "per channel" and self.weights != "w4" and not self.group_int8:
+            grouping += " (int8 layers per channel)"
         fit = "" if self.weight_quant == "max" else f", weights by {self.weight_quant}"
         return f"{self.weights} {grouping}, act {self.act}{fit}" + (", int4 word table" if self.table_bits == 4 else "")
 
@@ -101,7 +110,7 @@ class Scheme:
 # the most accurate W4/8 setting measured on all-MiniLM-L6-v2 (README, "ZeroQuant schemes";
 # benchmarks/zq_layers.py: input groups of 32 > 64 > 128 > per channel > 48 output-row groups)
 W4_QUANT = "gptq"
-W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8, weight_quant=W4_QUANT)
+W48_DEFAULTS = dict(group_size=32, group_axis="in", act="token", table_bits=8, weight_quant=W4_QUANT, group_int8=False)
 
 
 W4_SMOOTHQUANT = 0.5     # measured best with int4 weights (docs/ptq.md); 8-bit weights keep DEFAULTS' 0.9
@@ -114,16 +123,19 @@ def default_smoothquant(scheme: Scheme, w8_alpha: float) -> float:
 
 def scheme_from_options(weights: str = "w8", group_size: Optional[int] = None, groups: Optional[int] = None,
                         group_axis: Optional[str] = None, act: Optional[str] = None,
-                        table_bits: Optional[int] = None, weight_quant: Optional[str] = None) -> Scheme:
+                        table_bits: Optional[int] = None, weight_quant: Optional[str] = None,
+                        group_int8: Optional[bool] = None) -> Scheme:
     """The scheme of the command-line options; ``--weights w4/8`` without the others takes ``W48_DEFAULTS``,
     ``--weights w4`` its weight quantization."""
-    defaults = W48_DEFAULTS if weights == "w4/8" else dict(group_size=None, group_axis="in", act="static",
-                                                             table_bits=8, weight_quant=W4_QUANT if weights == "w4" else "max")
+    defaults = W48_DEFAULTS if weights == "w4/8" else dict(
+        group_size=None, group_axis="in", act="static", table_bits=8,
+        weight_quant=W4_QUANT if weights == "w4" else "max", group_int8=True)
     no_groups = group_size is None and groups is None
     return Scheme(weights=weights, group_size=defaults["group_size"] if no_groups else group_size,
                   groups=None if no_groups else groups, group_axis=group_axis or defaults["group_axis"],
                   act=act or defaults["act"], table_bits=table_bits or defaults["table_bits"],
-                  weight_quant=weight_quant or defaults["weight_quant"])
+                  weight_quant=weight_quant or defaults["weight_quant"],
+                  group_int8=defaults["group_int8"] if group_int8 is None else group_int8)
 
 
 def add_arguments(parser) -> None:
@@ -135,6 +147,9 @@ def add_arguments(parser) -> None:
     group.add_argument("--groups", type=int, metavar="N", help="ptq: groups per row (in) or per matrix (out)")
     parser.add_argument("--group-axis", choices=("in", "out"),
                         help="ptq: groups along the input dimension or of output rows (default in)")
+    parser.add_argument("--int8-groups", choices=("on", "off"),
+                        help="ptq: whether w4/8's int8 layers (attention) use the groups too (default off for w4/8: "
+                             "one scale per row, no multipliers)")
     parser.add_argument("--act", choices=ACTS, help="ptq: activation quantization (default static; token for w4/8)")
     parser.add_argument("--table-bits", type=int, choices=(8, 4),
                         help="ptq: word-embedding table bits; 4: int4 with one scale per row (default 8)")
@@ -147,7 +162,17 @@ def add_arguments(parser) -> None:
 def options_from_args(args) -> dict:
     """``build_ptq``'s scheme keyword arguments from parsed command-line options."""
     return dict(weights=args.weights, group_size=args.group_size, groups=args.groups, group_axis=args.group_axis,
-                act=args.act, table_bits=args.table_bits, weight_quant=args.weight_quant)
+                act=args.act, table_bits=args.table_bits, weight_quant=args.weight_quant,
+                group_int8=None if args.int8_groups is None else args.int8_groups == "on")
+
+
+LINEARS = ("q.linear", "k.linear", "v.linear", "attn.linear", "ffn.linear1", "ffn.linear2")   # per layer
+
+
+def weight_quant_metadata(scheme: Scheme, layers: int) -> dict:
+    """``metadata.weight_quant``: every encoder Linear's weight tensor -> ``scheme.weight_quant`` (the one
+    method the converter applies to all of them; the default scheme's plain Linears are max-abs)."""
+    return {f"layer{i}.{linear}.weight": scheme.weight_quant for i in range(layers) for linear in LINEARS}
 
 
 def token_scales(point_scales: dict, layers: int) -> dict:
@@ -185,7 +210,7 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
     b = enc.b
     bits = scheme.bits(name)
     n_out, k = weight.shape
-    size = scheme.group(n_out, k)
+    size = scheme.group(n_out, k, bits)
     token = scheme.act == "token"
     if token:
         t = b.add("TokenScale", [x], "int32", name=f"{name}.token_scale", attributes={"bits": TOKEN_BITS})
@@ -196,10 +221,11 @@ def emit_linear(enc, scheme: Scheme, x, x_scale: float, weight: np.ndarray, bias
     w_int, w_scale = quantize_weight(weight, bits, scheme.weight_quant, scheme.group_axis, size, stats, name)
     if size is not None and scheme.group_axis == "in":
         # the unit of an int8 per-channel accumulator: int4 weights (scale ~ max / 7) get 8 - 4 fraction bits
-        params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0 if token else 8 - bits)
+        params = prepare_group_linear(w_int, w_scale, 1.0, x_max, size, max_frac_bits=0 if token else 8 - bits,
+                                      mantissa_bits=GROUP_MANTISSA_BITS)
         unit = params.out_scale                                   # C[n] / 2**f, per unit of x
         inputs = [x, b.tensor(f"{name}.weight", w_int, weight_type, layout=layout),
-                  b.tensor(f"{name}.multiplier", params.multiplier.astype(np.uint32), "uint32")]
+                  b.tensor(f"{name}.multiplier", params.multiplier.astype(np.uint16), "uint16")]
         gemm = ("GroupLinear", {"group_size": size, "shift": params.shift})
     else:
         unit = w_scale.reshape(-1)
