@@ -17,18 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import intref  # noqa: E402
 from intref.convert.minilm import minilm_path, read_sentences  # noqa: E402
 from intref.convert.ptq import calibrate as cal  # noqa: E402
 from intref.convert.ptq.checkpoint import load_checkpoint  # noqa: E402
 from intref.convert.ptq.convert import build_ptq, cosine_summary, integer_embeddings  # noqa: E402
+from intref.eval.harness import bundle_bytes  # noqa: E402
 
 G64 = dict(weights="w4/8", group_size=64, group_axis="in", act="token", smoothquant=0.9)   # 0.9: the W8 default
 # w4/8 rows keep the attention (int8) Linears per channel, the w4/8 default, unless a row sets group_int8=True
@@ -67,13 +66,6 @@ SCHEMES = [  # (label, build_ptq options)
      dict(G64, weight_quant="gptq", smoothquant=0.5, group_int8=True)),
     ("W4/8-A8 token-wise, input groups of 32 on attention too, GPTQ, SmoothQuant 0.5",
      dict(weights="w4/8", group_int8=True)),]
-
-
-def bundle_bytes(graph) -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "b.zip")
-        intref.save(graph, path)
-        return os.path.getsize(path)
 
 
 def main(argv=None) -> int:

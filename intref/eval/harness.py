@@ -49,6 +49,7 @@ class Row:
     seconds: float
     note: str = ""
     difference: Dict[str, dict] = field(default_factory=dict)   # per set: metrics.paired_difference to float
+    bundle_bytes: int = 0                                         # the saved zip bundle (0: not an intref row)
 
 
 @dataclass
@@ -119,12 +120,23 @@ def evaluate(ckpt, sets: Sets, *, options: Dict[str, dict], reference: bool = Tr
             if progress:
                 progress(f"{name} {s}: {len(t)} sentences")
         rows.append(score(name, embedded, float_test, sets, probes, time.perf_counter() - start))
+        rows[-1].bundle_bytes = bundle_bytes(graph)
     if reference:
         rows.append(_reference_row(ckpt, sets, texts, float_test, probes, progress))
     sizes = {f"{s} train": len(sets.train[s].texts) for s in LABELLED}
     sizes.update({f"{s} test": len(sets.test[s].texts) for s in LABELLED})
     sizes.update({"lee docs": len(sets.lee_docs), "calibration": len(sets.calibration)})
     return Result(rows, probes, sizes)
+
+
+def bundle_bytes(graph) -> int:
+    """Bytes of ``graph`` saved as a zip bundle (what a user ships)."""
+    import tempfile
+    from intref import save
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.zip"
+        save(graph, path)
+        return path.stat().st_size
 
 
 _WORK: Optional[Callable] = None      # the function a forked worker of ``in_processes`` applies
@@ -169,17 +181,18 @@ def format_table(rows: Sequence[Row]) -> str:
     """A Markdown table: accuracy per set (%), its difference to float with the 95 % paired interval
     (points), agreement with float (%), cosine to float, Lee r/rho."""
     head = ("| system | movie acc | tweets acc | movie - float | tweets - float | agree movie | agree tweets "
-            "| cos mean | cos p5 | cos min | Lee Pearson | Lee Spearman | time s |")
-    lines = [head, "|" + "---|" * 13]
+            "| cos mean | cos p5 | cos min | Lee Pearson | Lee Spearman | bundle bytes | time s |")
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         if r.note:
-            lines.append(f"| {r.name} | {r.note} |" + " |" * 11)
+            lines.append(f"| {r.name} | {r.note} |" + " |" * 12)
             continue
         delta = " | ".join(_points(r.difference.get(s)) for s in LABELLED)
         lines.append(f"| {r.name} | {100 * r.accuracy['movie']:.1f} | {100 * r.accuracy['tweets']:.1f} | {delta} "
                      f"| {100 * r.agreement['movie']:.1f} | {100 * r.agreement['tweets']:.1f} "
                      f"| {r.cosine['mean']:.4f} | {r.cosine['p5']:.4f} | {r.cosine['min']:.4f} "
-                     f"| {r.lee['pearson']:.3f} | {r.lee['spearman']:.3f} | {r.seconds:.0f} |")
+                     f"| {r.lee['pearson']:.3f} | {r.lee['spearman']:.3f} | {f'{r.bundle_bytes:,}' if r.bundle_bytes else ''} "
+                     f"| {r.seconds:.0f} |")
     return "\n".join(lines)
 
 

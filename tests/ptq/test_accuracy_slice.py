@@ -62,3 +62,9 @@ def test_table_lists_every_row(result):
     from intref.eval.harness import format_table
     table = format_table(result.rows).splitlines()
     assert len(table) == 4 and table[2].startswith("| float") and table[3].startswith("| intref |")
+    float_cells, our_cells = table[2].split("|"), table[3].split("|")
+    ours = result.rows[1]
+    assert float_cells[-3].strip() == ""                                   # bundle bytes: intref rows only
+    assert int(our_cells[-3].replace(",", "")) == ours.bundle_bytes > 10**6
+    movie = ours.difference["movie"]
+    assert our_cells[4].strip() == f"{100 * movie['delta']:+.2f} ± {100 * movie['half95']:.2f}"
