@@ -1,7 +1,7 @@
 """Accuracy of integer-only post-training quantization on real text (a script, not a timed test).
 
     INTREF_DATA_DIR=DIR python benchmarks/accuracy.py [--model minilm|mpnet] [--checkpoint DIR]
-        [--n-train 2000] [--n-test 1000] [--n-calib 256] [--option NAME:key=value,...]
+        [--n-train 2000] [--n-test 5000] [--n-calib 256] [--option NAME:key=value,...]
         [--no-reference] [--slice] [--cache DIR] [--json FILE] [--jobs N]
 
 Prints one Markdown table (intref/eval/harness.py explains the protocol): the float NumPy model,
@@ -55,7 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--model", choices=("minilm", "mpnet"), default="minilm")
     p.add_argument("--checkpoint", type=Path, help="checkpoint directory (default: by --model)")
     p.add_argument("--n-train", type=int, default=2000, help="probe training sentences per set (default 2000)")
-    p.add_argument("--n-test", type=int, default=1000, help="held-out sentences per set (default 1000)")
+    p.add_argument("--n-test", type=int, default=5000,
+                   help="held-out sentences per set (default 5000: one sentence is 0.02 points)")
     p.add_argument("--n-calib", type=int, default=256, help="calibration sentences (default 256)")
     p.add_argument("--n-lee", type=int, default=50, help="Lee documents (default all 50)")
     p.add_argument("--option", action="append", type=parse_option, default=[], metavar="NAME:key=value,...",

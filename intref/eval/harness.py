@@ -1,6 +1,6 @@
 """The accuracy harness: what integer-only post-training quantization costs on real text.
 
-    sets = load_sets(n_train=2000, n_test=1000, n_calib=256)
+    sets = load_sets(n_train=2000, n_test=5000, n_calib=256)
     result = evaluate(ckpt, sets, options={"intref PTQ": {}}, reference=True, cache=Path(".cache"))
     print(format_table(result.rows))
 
