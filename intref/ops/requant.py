@@ -27,6 +27,7 @@ from ..kernels.requant import add_requantized, requantize
 from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
 from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
 from ..kernels.requant_addshift import (add_requantized_addshift, addshift_proven, requantize_addshift,
+                                        round_shift_in_place,
                                         requantize_split_addshift, split_addshift_proven)
 from ..kernels.requant_split import requantize_split, split_product_proven
 from ..spec import requant as spec
@@ -58,8 +59,13 @@ def _channel_list(value, channels):
 def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
     """Exact range of ``round(x * m / 2**s)`` over ``x`` in ``[lo, hi]`` and every channel (the
     rounding is monotone in ``x``, so the extremes come from the ends). All channels at once by the
-    exact kernel; the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
+    exact kernel (the add-shift one where its proof holds for ``[lo, hi]``: tests/ops/test_requant.py pins
+    the two); the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
     if -(1 << 63) <= lo and hi < (1 << 63):
+        if addshift_proven(type_magnitude(lo, hi), multipliers, shifts, rounding):   # the planned int64 path
+            ends = np.array([[lo], [hi]], dtype=np.int64) * np.array(multipliers, dtype=np.int64)
+            values = round_shift_in_place(ends, np.array(shifts, dtype=np.int64), rounding)
+            return int(values.min()), int(values.max())
         ends = mul_shift_round(np.array([[lo], [hi]], dtype=np.int64), np.array(multipliers, dtype=np.int64),
                                np.array(shifts, dtype=np.int64), rounding)
         if int(ends.magnitude.max()) < MAGNITUDE_CAP:
