@@ -58,8 +58,8 @@ def i_gelu(q, params: GeluParams) -> np.ndarray:
 
 
 def i_gelu_planned(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, guard_shift: int) -> np.ndarray:
-    """``i_gelu(q, params)`` for the op's planned path: same int64 result, no argument checks, six
-    fewer passes over the data than ``i_gelu``.
+    """``i_gelu(q, params)`` for the op's planned path: same int64 result, no argument checks and
+    four fewer passes over the data than ``i_gelu``.
 
     ``b``, ``c``, ``k``: ``params``' ``b_int``, ``c_int``, ``shift_int`` as int64 scalars or
     per-channel arrays on the last axis; ``guard_shift``: ``params.guard_shift``.
@@ -69,18 +69,17 @@ def i_gelu_planned(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, g
     Steps, each in place on one int64 array ``v`` (every bound is ``GeluParams``' proof):
       ``v = |q|`` (cast to int64 before the absolute value: ``|-2**31|`` fits), ``v = min(v + b, 0)``
       (``= min(|q|, -b) + b = d``: ``b`` added to both arguments of the min), ``v = v*v + c`` (P),
-      ``v = -v`` where ``q < 0`` (``sgn(q) * P`` for every ``q != 0``), ``v >>= guard``, ``v += k``,
-      ``v *= q``. Unlike ``i_gelu`` no ``sgn(q)`` array is formed and ``q`` is not copied to int64.
-      For ``q == 0`` ``v`` holds ``(P >> guard) + k`` instead of ``k`` before the last step, and the
-      last step gives 0 either way (NumPy's array arithmetic is modular, so even a wrapped ``v``
-      times 0 is 0). tests/kernels/test_gelu.py pins it to ``i_gelu`` at the type's extremes.
+      ``v *= sgn(q)`` (the sign array in ``q``'s own dtype), ``v >>= guard``, ``v += k``, ``v *= q``. Unlike
+      ``i_gelu``, ``q`` is never copied to int64 (NumPy's mixed int64 x int<n> loops widen it on
+      the fly) and no range check re-scans it. tests/kernels/test_gelu.py pins it to ``i_gelu``
+      at the type's extremes.
     """
     v = np.abs(q, out=np.empty(q.shape, dtype=np.int64), dtype=np.int64)   # an array even for a 0-d q
     v += b
     np.minimum(v, np.int64(0), out=v)
     v *= v
     v += c
-    np.negative(v, out=v, where=q < 0)
+    v *= np.sign(q)                                          # int8..int64 signs, no int64 copy of q
     v >>= np.int64(guard_shift)
     v += k
     v *= q
