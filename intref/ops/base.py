@@ -103,7 +103,8 @@ class Prepared:
     op proved, from its input TYPES (which bound every value the interpreter can pass, overrides
     included), that every output value lies in its declared output type; the interpreter then
     converts the outputs to their storage dtype without scanning them for the overflow policy
-    (nothing can be out of the type). Ops that set it say so in ``path``."""
+    (nothing can be out of the type). IGelu and ILayerNorm, where it is a proof, say so in ``path``;
+    Requantize, ResidualAdd and ISoftmax fit their results to the type by definition and always set it."""
 
     results: Tuple[Result, ...]
     run: Callable[..., Tuple[np.ndarray, ...]]

@@ -13,7 +13,8 @@ proof holds with every shift >= 34 and a single rounding; ``split32
 (``kernels.requant_split``, ``Requantize`` only) when the product split on the low 32 bits of ``x``
 fits two int64 words and every shift is 32..94; else the general 95-bit ``split95`` kernel. All
 give the same result (tests/kernels/test_requant_fast.py, test_requant_split.py,
-test_requant_addshift.py). Every path runs over row blocks (``kernels.blocks``).
+test_requant_addshift.py). Every path runs over row blocks (``kernels.blocks``). The result is fitted
+to the output type by the op itself, so the interpreter never scans it (``outputs_in_type``).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Requantize(Op):
         def run(x_array):   # every path is elementwise: row blocks give the same array (kernels.blocks)
             return (map_row_blocks(kernel, (x_array,), out.storage),)
 
-        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
 
 
 class ResidualAdd(Op):
@@ -191,4 +192,4 @@ class ResidualAdd(Op):
 
         path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
             name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
-        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)
+        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
