@@ -13,7 +13,10 @@ proof holds with every shift >= 34 and a single rounding; ``split32
 (``kernels.requant_split``, ``Requantize`` only) when the product split on the low 32 bits of ``x``
 fits two int64 words and every shift is 32..94; else the general 95-bit ``split95`` kernel. All
 give the same result (tests/kernels/test_requant_fast.py, test_requant_split.py,
-test_requant_addshift.py). Every path runs over row blocks (``kernels.blocks``). The result is fitted
+test_requant_addshift.py). A ``Requantize`` with per-tensor constants and an input type of at most 16
+bits that fills its storage (int8, int16, uint8, uint16) reads a table of that path's results for
+every value of the type instead (``table (N entries, by <path>)``, ``kernels.requant_table``).
+Every path runs over row blocks (``kernels.blocks``). The result is fitted
 to the output type by the op itself, so the interpreter never scans it (``outputs_in_type``).
 """
 
@@ -31,6 +34,7 @@ from ..kernels.requant_addshift import (add_requantized_addshift, addshift_prove
                                         round_shift_in_place,
                                         requantize_split_addshift, split_addshift_proven)
 from ..kernels.requant_split import requantize_split, split_product_proven
+from ..kernels.requant_table import requantize_by_table, requantize_table, table_fits
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
@@ -128,6 +132,16 @@ class Requantize(Op):
         else:
             def kernel(x_array):
                 return requantize(_as_kernel_input(x_array), m, s, **options)
+
+        if table_fits(x.type, isinstance(m, tuple) or isinstance(s, tuple)):
+            table = requantize_table(x.type, kernel).astype(out.storage, copy=False)   # every input value, once
+            path = f"table ({table.shape[0]} entries, by {path})"
+            elementwise = kernel
+
+            def kernel(x_array):   # values held by the interpreter are in the storage dtype: the table's index
+                if x_array.dtype != x.type.storage:
+                    return elementwise(x_array)
+                return requantize_by_table(x_array, table)
 
         def run(x_array):   # every path is elementwise: row blocks give the same array (kernels.blocks)
             return (map_row_blocks(kernel, (x_array,), out.storage),)
