@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RangeAnalysisError, ShapeMismatchError
-from ..kernels.gemm import FLOAT32_EXACT
 from ..kernels.gemm_plan import GemmPlan, matmul_planned, plan_gemm, type_magnitude
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type, same_dim
 
@@ -72,21 +71,15 @@ class Linear(Op):
         # and then transposing the float32 copy took 8x as long: 0.5 s of the base model's load).
         weight_t = plan.operand(weight.data.T, order="C")
         bias_out = b.astype(plan.out_dtype) if bias is not None else None
-        fused = bias is not None and bias_fused_in_float32(plan, k, _linear_result_bound(x, positive - negative, b))
-        bias_f32 = b.astype(np.float32) if fused else None      # every |b| <= 2**24: exact
 
         def run(x_array, *stored):  # weight and bias are the stored tensors prepared above
             rows = plan.operand(x_array.reshape(-1, k))      # one GEMM over every row
-            if fused:
-                acc = add_bias_into_int(np.matmul(rows, weight_t), bias_f32, plan.out_dtype)
-            else:
-                acc = matmul_planned(rows, weight_t, plan)
-                if bias_out is not None:
-                    acc += bias_out                                    # in place: the plan's bound holds it
+            acc = matmul_planned(rows, weight_t, plan)
+            if bias_out is not None:
+                acc += bias_out                                        # in place: the plan's bound holds it
             return (acc.reshape(x_array.shape[:-1] + (n_out,)),)
 
-        path = plan.describe(k) + (", bias fused" if fused else "")
-        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, path)
+        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k))
 
 
 def positive_part(w: np.ndarray) -> np.ndarray:
@@ -103,24 +96,6 @@ def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray) -> Gemm
     magnitude = type_magnitude(x.type.lo, x.type.hi)
     partial = magnitude * abs_row_sum
     return plan_gemm(magnitude * w_max, partial, k, partial + int(np.abs(b).max(initial=0)))
-
-
-def _linear_result_bound(x, abs_row_sums: np.ndarray, b: np.ndarray) -> int:
-    """Largest ``|sum_k x[k] * w[n, k] + b[n]|`` over every ``x`` of its TYPE and every channel."""
-    return int((type_magnitude(x.type.lo, x.type.hi) * abs_row_sums + np.abs(b)).max())
-
-
-def bias_fused_in_float32(plan: GemmPlan, k: int, result_bound: int) -> bool:
-    """True when the bias can be added to the one-call sgemm result in float32 as it is converted:
-    the plan is ``float32 x1`` (every partial sum exact) and ``|acc + b| <= 2**24`` for every channel,
-    so the float32 sum of the two integers is exact and so is its conversion to the integer dtype."""
-    return plan.path == "float32" and plan.chunk >= k and result_bound <= FLOAT32_EXACT
-
-
-def add_bias_into_int(acc_f32: np.ndarray, bias_f32: np.ndarray, out_dtype) -> np.ndarray:
-    """``acc + bias`` as ``out_dtype`` in one pass (the sum in float32, cast on the way out).
-    REQUIRE ``bias_fused_in_float32``: every ``acc`` and ``acc + bias`` an integer of magnitude <= 2**24."""
-    return np.add(acc_f32, bias_f32, out=np.empty(acc_f32.shape, dtype=out_dtype), casting="unsafe")
 
 
 class MatMul(Op):
