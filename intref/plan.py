@@ -9,8 +9,7 @@ shift), ``int64`` (the product fits int64), ``split32 add-shift`` / ``split32`` 
 or ``split95`` (the general 95-bit product), and for a per-tensor ``Requantize`` of an 8- or 16-bit
 input ``table (N entries, by <path>)`` (that path's result for every value of the type, read back by
 index); for the softmax ``exp table (N entries)`` (exp codes read from a table built at load time)
-or ``i-exp``; a ``Linear`` whose type bound proves ``|acc + bias| <= 2**24`` adds ``, bias fused`` (the
-bias added in float32 while the sgemm result is converted); ``IGelu`` and ``ILayerNorm`` say
+or ``i-exp``; ``IGelu`` and ``ILayerNorm`` say
 ``output proven in <type>`` when every output of every legal input lies in the declared type, and the
 interpreter then skips its min/max scan of that output (``Prepared.outputs_in_type``). Types, not the analysed ranges, carry the proofs
 because every value the interpreter holds fits its type (overrides included) while an override
