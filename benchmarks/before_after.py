@@ -38,7 +38,8 @@ run_s = []
 for _ in range(runs):
     start = time.perf_counter(); run(graph, feeds); run_s.append(time.perf_counter() - start)
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(out[k]).tobytes() for k in sorted(out))).hexdigest()[:16]
-print(json.dumps({"load": load_s, "run": run_s, "out": digest}))
+import intref
+print(json.dumps({"load": load_s, "run": run_s, "out": digest, "intref": intref.__file__}))
 """
 
 
@@ -57,8 +58,10 @@ def main(argv=None) -> None:
         for tree in args.trees:
             env = {**os.environ, "PYTHONPATH": tree, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
             out = subprocess.run([sys.executable, "-c", CHILD, args.bundle, str(batch), str(seq), str(args.loads),
-                                  str(args.runs)], env=env, check=True, capture_output=True, text=True).stdout
-            figures = json.loads(out.strip().splitlines()[-1])
+                                  str(args.runs)], env=env, cwd=tree, check=True, capture_output=True, text=True).stdout
+            figures = json.loads(out.strip().splitlines()[-1])     # cwd: "-c" puts it first on sys.path
+            if not os.path.realpath(figures["intref"]).startswith(os.path.realpath(tree) + os.sep):
+                raise SystemExit(f"{tree}: the child imported {figures['intref']}, not this tree's intref")
             results[tree]["first"].append(figures["load"][0])
             results[tree]["load"] += figures["load"][1:]
             results[tree]["run"] += figures["run"]
