@@ -211,16 +211,24 @@ def io_rows(graph, bundle: str, workdir: str) -> list:
 
 
 class PhaseClock:
-    """A ``verify`` progress sink that only notes when the node-by-node comparison starts and ends."""
+    """A ``verify`` progress sink (``intref.progress``'s call protocol) that notes when the node-by-node
+    comparison starts (its first ``compare`` call, after the first node; the setup before it is
+    what ``started`` measures, give or take one node) and when its last node is done."""
 
-    def start(self, total: int) -> None:
-        self.started = time.perf_counter()
+    def __init__(self):
+        self.started = self.finished = None
 
-    def update(self, name: str, bytes_read: int) -> None:
+    def __call__(self, phase: str, done: int, total: int, what: str = "", *, nbytes: int = 0) -> None:
+        if phase != "compare":
+            return
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        if done == total:
+            self.finished = now
+
+    def close(self) -> None:
         pass
-
-    def finish(self) -> None:
-        self.finished = time.perf_counter()
 
 
 def gemm_rows(repeat: int) -> list:

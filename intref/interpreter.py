@@ -85,7 +85,10 @@ def run_node(graph: Graph, step: Step, inputs: Sequence[np.ndarray], overflow: s
     for info, array in zip(step.node.outputs, prepared.run(*inputs)):
         where = f"node {step.node.name!r} output {info.name!r}"
         if overrides and info.name in overrides:
-            array = _override(info, overrides[info.name], where)
+            array = _override(info, overrides[info.name], where)   # checked against the type: no scan needed
+        elif prepared.outputs_in_type:
+            fitted.append(array.astype(info.type.storage, copy=False))   # proven at load time (ops.base.Prepared)
+            continue
         fitted.append(fit(array, info.type, overflow, where=where))
     return tuple(fitted)
 

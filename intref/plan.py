@@ -6,8 +6,12 @@ Each op's ``prepare`` picks, once per node, the fastest kernel path that the nod
 ``float32 K-chunks of C``, ``float64``, ``int64`` or ``scan`` (the general data-scanned kernel);
 for requantization ``int64 add-shift`` (the product plus half a unit fits int64: one add, one
 shift), ``int64`` (the product fits int64), ``split32 add-shift`` / ``split32`` (two int64 words)
-or ``split95`` (the general 95-bit product); for the softmax ``exp table (N entries)`` (exp codes
-read from a table built at load time) or ``i-exp``. Types, not the analysed ranges, carry the proofs
+or ``split95`` (the general 95-bit product), and for a per-tensor ``Requantize`` of an 8- or 16-bit
+input ``table (N entries, by <path>)`` (that path's result for every value of the type, read back by
+index); for the softmax ``exp table (N entries)`` (exp codes read from a table built at load time)
+or ``i-exp``; ``IGelu`` and ``ILayerNorm`` say
+``output proven in <type>`` when every output of every legal input lies in the declared type, and the
+interpreter then skips its min/max scan of that output (``Prepared.outputs_in_type``). Types, not the analysed ranges, carry the proofs
 because every value the interpreter holds fits its type (overrides included) while an override
 may leave an analysed range.
 

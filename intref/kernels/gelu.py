@@ -40,18 +40,34 @@ def i_gelu(q, params: GeluParams) -> np.ndarray:
     lo, hi = int_type_range(params.input_bits)
     _checks.require_range(_WHERE, "q", q, lo, hi, why=f"REQUIRE q in int{params.input_bits}")
 
-    b = np.asarray(params.b_int, dtype=np.int64)          # () or (C,), broadcast on the last axis
-    c = np.asarray(params.c_int, dtype=np.int64)
-    k = np.asarray(params.shift_int, dtype=np.int64)
-    q64 = q.astype(np.int64)                               # a new array: q itself is never written
-    # One working array, updated in place (no activation-sized temporary per step):
-    v = np.abs(q64, out=np.empty_like(q64))                # |q| <= 2**62 since input_bits <= 63
-    np.minimum(v, -b, out=v)                               # t
-    v += b                                                 # d = t + b_int, b_int <= d <= 0
-    v *= v
-    v += c                                                 # P = d*d + c_int
-    v *= np.sign(q64)                                      # sgn(q) * P: P, -P or 0 (-P fits: proven)
-    v >>= np.int64(params.guard_shift)                     # y, arithmetic: floor
-    v += k
-    v *= q64                                               # q * (y + shift_int)
+    b, c, k = (np.asarray(v, dtype=np.int64) for v in (params.b_int, params.c_int, params.shift_int))
+    v = i_gelu_planned(q, b, c, k, params.guard_shift)    # the checks above are its REQUIRE
     return v if v.ndim else v[()]                          # a 0-d input gives a scalar, as NumPy's ops do
+
+
+def i_gelu_planned(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, guard_shift: int) -> np.ndarray:
+    """The arithmetic of ``i_gelu(q, params)`` without its argument checks (the ``IGelu`` op calls it
+    directly: its input type proves the REQUIRE at load time). Returns a new int64 array.
+
+    ``b``, ``c``, ``k``: ``params``' ``b_int``, ``c_int``, ``shift_int`` as int64 scalars or
+    per-channel arrays on the last axis; ``guard_shift``: ``params.guard_shift``.
+    REQUIRE (the ``IGelu`` op's input TYPE proves it, so nothing is scanned): ``q`` a signed
+    integer array with every value in ``int<params.input_bits>``.
+
+    Steps, each in place on one int64 array ``v`` (every bound is ``GeluParams``' proof):
+      ``v = |q|`` (cast to int64 before the absolute value: ``|-2**31|`` fits), ``v = min(v + b, 0)``
+      (``= min(|q|, -b) + b = d``: ``b`` added to both arguments of the min), ``v = v*v + c`` (P),
+      ``v *= sgn(q)`` (the sign array in ``q``'s own dtype), ``v >>= guard``, ``v += k``, ``v *= q``.
+      ``q`` is never copied to int64 (NumPy's mixed int64 x int<n> loops widen it on the fly).
+      tests/kernels/test_gelu.py pins it (and ``i_gelu``) to the spec at the type's extremes.
+    """
+    v = np.abs(q, out=np.empty(q.shape, dtype=np.int64), dtype=np.int64)   # an array even for a 0-d q
+    v += b
+    np.minimum(v, np.int64(0), out=v)
+    v *= v
+    v += c
+    v *= np.sign(q)                                          # int8..int64 signs, no int64 copy of q
+    v >>= np.int64(guard_shift)
+    v += k
+    v *= q
+    return v

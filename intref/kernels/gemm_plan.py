@@ -44,10 +44,13 @@ class GemmPlan:
     chunk: int
     out_dtype: type
 
-    def operand(self, x: np.ndarray) -> np.ndarray:
-        """``x`` in this path's BLAS operand dtype (unchanged for ``scan``)."""
+    def operand(self, x: np.ndarray, order: str = "K") -> np.ndarray:
+        """``x`` in this path's BLAS operand dtype (unchanged for ``scan``), in memory ``order`` (NumPy's
+        ``astype`` orders: ``"C"`` makes a transposed view row-major in the same pass as the conversion)."""
         dtype = _BLAS_DTYPE[self.path]
-        return x if dtype is None else x.astype(dtype)
+        if dtype is None:
+            return np.ascontiguousarray(x) if order == "C" else x
+        return x.astype(dtype, order=order)
 
     def describe(self, k_max: int) -> str:
         calls = "" if self.path != "float32" else (" x1" if self.chunk >= k_max else f" K-chunks of {self.chunk}")

@@ -84,17 +84,26 @@ def i_layernorm(q, params: LayerNormParams) -> np.ndarray:
     lo, hi = params.input_range()
     _checks.require_range(_WHERE, "q", q, lo, hi, why=f"int{params.input_bits}")
 
-    q64 = q.astype(np.int64)                                   # a copy: q is never written
-    row_sum = np.sum(q64, axis=-1, keepdims=True, dtype=np.int64)   # |.| <= C * 2**(b-1)
+    return layernorm_rows(q, params)
+
+
+def layernorm_rows(q: np.ndarray, params: LayerNormParams) -> np.ndarray:
+    """The arithmetic of ``i_layernorm`` without its argument checks (the ``ILayerNorm`` op calls it
+    directly: its input type and shape prove the REQUIRE at load time). Returns a new int64 array."""
+    channels, shift = params.channels, params.shift
+    row_sum = np.sum(q, axis=-1, keepdims=True, dtype=np.int64)   # |.| <= C * 2**(b-1); q is never written
     mean = div_round_half_even(row_sum, channels)
-    y = q64 - mean                                             # |y| <= 2**b - 1
+    y = np.subtract(q, mean, dtype=np.int64)                   # |y| <= 2**b - 1; widened on the fly
     ysh = y >> np.int64(shift)                                 # floor(y / 2**shift)
-    var = np.sum(ysh * ysh, axis=-1, keepdims=True, dtype=np.int64)  # <= variance_bound < 2**63
+    ysh *= ysh
+    var = np.sum(ysh, axis=-1, keepdims=True, dtype=np.int64)  # <= variance_bound < 2**63
     root = isqrt(var)
     # factor = floor(2**31 / (root * 2**shift)) = floor(floor(2**31 / 2**shift) / root): nested
     # floor divisions by positive integers compose, and std = root << shift is never formed
     # (it could pass 2**63 for a large shift). root == 0 (std == 0) gives factor 0.
     numerator = np.int64(FACTOR_NUMERATOR >> shift)
     factor = np.where(root > 0, numerator // np.maximum(root, np.int64(1)), np.int64(0))
-    norm = (y * factor) >> np.int64(1)                         # |y * factor| < 2**32
-    return norm + np.asarray(params.bias_int, dtype=np.int64)
+    y *= factor                                                # |y * factor| < 2**32
+    y >>= np.int64(1)
+    y += np.asarray(params.bias_int, dtype=np.int64)
+    return y

@@ -38,11 +38,22 @@ def exp_table_fits(params: SoftmaxParams) -> bool:
 def exp_code_table(params: SoftmaxParams) -> np.ndarray:
     """``table[j]`` = the exp code of ``x = -j`` for ``j = 0 .. -exp_input_floor()``, as int32.
 
-    REQUIRE ``exp_table_fits(params)``. Computed by the kernel's own steps (module docstring).
+    REQUIRE ``exp_table_fits(params)``. Computed by the kernel's own steps on a grid instead of
+    entry by entry: with ``W = min(-x0_int, entries)``, ``x = -j`` (never clamped: ``x >= floor``)
+    reduces to ``z = floor(x / x0_int) = j // W`` and ``r = x - x0_int * z = -(j mod W)`` (for
+    ``W = entries < -x0_int`` every ``j`` has ``z = 0``), so ``table[j] = code[j // W, j mod W]`` where
+    row ``z`` of ``code`` is ``exp_code_folded(z, p)`` and ``p`` is the polynomial of the ``W``
+    remainders, which ``exp_reduce_and_poly`` computes from ``x = -arange(W)`` (all in ``(x0_int, 0]``,
+    so ``z = 0`` and ``r = x`` there). The range reduction then runs on ``W`` values instead of
+    ``entries`` (12,330 instead of 369,901 for the reference settings).
     """
-    x = -np.arange(exp_table_entries(params), dtype=np.int64)          # in [floor, 0]: no clamp bites
-    z, p = exp_reduce_and_poly(x, params)
-    return exp_code_folded(z, p, params).astype(np.int32)              # <= 2**31 - 1 (exp_bits <= 32)
+    entries = exp_table_entries(params)
+    width = min(-params.x0_int, entries)
+    _, p = exp_reduce_and_poly(-np.arange(width, dtype=np.int64), params)
+    rows = -(-entries // width)
+    z = np.arange(rows, dtype=np.int64)[:, None]                           # 0 .. exp_clamp
+    codes = exp_code_folded(z, np.broadcast_to(p, (rows, width)), params)  # <= 2**31 - 1 (exp_bits <= 32)
+    return codes.reshape(-1)[:entries].astype(np.int32)
 
 
 def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxParams, out_dtype) -> np.ndarray:

@@ -99,11 +99,17 @@ class Result:
 @dataclass(frozen=True)
 class Prepared:
     """``path`` names the kernel path the node's plan chose at load time (``intref inspect`` and
-    ``intref run --profile`` show it); empty for ops with a single path."""
+    ``intref run --profile`` show it); empty for ops with a single path. ``outputs_in_type``: the
+    op proved, from its input TYPES (which bound every value the interpreter can pass, overrides
+    included), that every output value lies in its declared output type; the interpreter then
+    converts the outputs to their storage dtype without scanning them for the overflow policy
+    (nothing can be out of the type). IGelu and ILayerNorm, where it is a proof, say so in ``path``;
+    Requantize, ResidualAdd and ISoftmax fit their results to the type by definition and always set it."""
 
     results: Tuple[Result, ...]
     run: Callable[..., Tuple[np.ndarray, ...]]
     path: str = ""
+    outputs_in_type: bool = False
 
 
 class Op:

@@ -13,7 +13,11 @@ proof holds with every shift >= 34 and a single rounding; ``split32
 (``kernels.requant_split``, ``Requantize`` only) when the product split on the low 32 bits of ``x``
 fits two int64 words and every shift is 32..94; else the general 95-bit ``split95`` kernel. All
 give the same result (tests/kernels/test_requant_fast.py, test_requant_split.py,
-test_requant_addshift.py). Every path runs over row blocks (``kernels.blocks``).
+test_requant_addshift.py). A ``Requantize`` with per-tensor constants and an input type of at most 16
+bits that fills its storage (int8, int16, uint8, uint16) reads a table of that path's results for
+every value of the type instead (``table (N entries, by <path>)``, ``kernels.requant_table``).
+Every path runs over row blocks (``kernels.blocks``). The result is fitted
+to the output type by the op itself, so the interpreter never scans it (``outputs_in_type``).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from ..kernels.requant import add_requantized, requantize
 from ..kernels.rounding import MAGNITUDE_CAP, mul_shift_round
 from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, requantize_int64
 from ..kernels.requant_addshift import (add_requantized_addshift, addshift_proven, requantize_addshift,
+                                        round_shift_in_place,
                                         requantize_split_addshift, split_addshift_proven)
 from ..kernels.requant_split import requantize_split, split_product_proven
+from ..kernels.requant_table import requantize_by_table, requantize_table, table_fits
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
@@ -58,8 +64,13 @@ def _channel_list(value, channels):
 def branch_range(lo: int, hi: int, multipliers, shifts, rounding: str):
     """Exact range of ``round(x * m / 2**s)`` over ``x`` in ``[lo, hi]`` and every channel (the
     rounding is monotone in ``x``, so the extremes come from the ends). All channels at once by the
-    exact kernel; the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
+    exact kernel (the add-shift one where its proof holds for ``[lo, hi]``: tests/ops/test_requant.py pins
+    the two); the scalar spec only where a result reaches the kernel's 2**62 magnitude cap."""
     if -(1 << 63) <= lo and hi < (1 << 63):
+        if addshift_proven(type_magnitude(lo, hi), multipliers, shifts, rounding):   # the planned int64 path
+            ends = np.array([[lo], [hi]], dtype=np.int64) * np.array(multipliers, dtype=np.int64)
+            values = round_shift_in_place(ends, np.array(shifts, dtype=np.int64), rounding)
+            return int(values.min()), int(values.max())
         ends = mul_shift_round(np.array([[lo], [hi]], dtype=np.int64), np.array(multipliers, dtype=np.int64),
                                np.array(shifts, dtype=np.int64), rounding)
         if int(ends.magnitude.max()) < MAGNITUDE_CAP:
@@ -122,10 +133,20 @@ class Requantize(Op):
             def kernel(x_array):
                 return requantize(_as_kernel_input(x_array), m, s, **options)
 
+        if table_fits(x.type, isinstance(m, tuple) or isinstance(s, tuple)):
+            table = requantize_table(x.type, kernel).astype(out.storage, copy=False)   # every input value, once
+            path = f"table ({table.shape[0]} entries, by {path})"
+            elementwise = kernel
+
+            def kernel(x_array):   # values held by the interpreter are in the storage dtype: the table's index
+                if x_array.dtype != x.type.storage:
+                    return elementwise(x_array)
+                return requantize_by_table(x_array, table)
+
         def run(x_array):   # every path is elementwise: row blocks give the same array (kernels.blocks)
             return (map_row_blocks(kernel, (x_array,), out.storage),)
 
-        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
 
 
 class ResidualAdd(Op):
@@ -185,4 +206,4 @@ class ResidualAdd(Op):
 
         path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
             name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
-        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path)
+        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)

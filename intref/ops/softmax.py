@@ -73,7 +73,8 @@ class ISoftmax(Op):
         def run(x_array, mask_array=None):
             return (softmax_in_row_blocks(x_array, mask_array, causal, lo, hi, rows_kernel, out_dtype),)
 
-        return Prepared((Result(x.shape, *params.output_range()),), run, path)
+        # every output is clamped to [0, output_max], inside the output type (checked above): never scanned
+        return Prepared((Result(x.shape, *params.output_range()),), run, path, outputs_in_type=True)
 
 
 def masked_scores(x_block, mask_block, future_block, lo: int, hi: int) -> np.ndarray:

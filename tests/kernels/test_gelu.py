@@ -27,6 +27,7 @@ def check_equal_to_spec(q, params):
     assert_identical(q, before, context="q was modified")
 
 
+
 # ---- random legal params ------------------------------------------------------------------------
 
 def signed_of_bits(max_bits):

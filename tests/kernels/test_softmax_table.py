@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intref.kernels.softmax import i_softmax
+from intref.kernels.softmax import exp_code_folded, exp_reduce_and_poly, i_softmax
 from intref.kernels.softmax_table import (TABLE_MAX_ENTRIES, exp_code_table, exp_table_entries, exp_table_fits,
                                           softmax_rows_from_table)
 from intref.quant import prepare_softmax
@@ -78,3 +78,22 @@ def test_the_plan_takes_the_table_up_to_its_size_limit():
     past_limit = dataclasses.replace(params, x0_int=-TABLE_MAX_ENTRIES, exp_clamp=1)
     assert exp_table_entries(at_limit) == TABLE_MAX_ENTRIES and exp_table_fits(at_limit)
     assert exp_table_entries(past_limit) == TABLE_MAX_ENTRIES + 1 and not exp_table_fits(past_limit)
+
+
+def table_entry_by_entry(params):
+    """The table as the kernel computes every ``x = -j`` on its own (the build before the grid)."""
+    z, p = exp_reduce_and_poly(-np.arange(exp_table_entries(params), dtype=np.int64), params)
+    return exp_code_folded(z, p, params).astype(np.int32)
+
+
+@given(st.floats(2e-4, 5e-2), st.sampled_from(EXP_ROUNDING_MODES), st.integers(0, 30), st.integers(2, 32),
+       st.sampled_from([4, 8, 16, 22, 32]), st.integers(-80, 80))
+def test_grid_build_equals_the_entry_by_entry_table(scale, rounding, clamp, exp_bits, input_bits, shift_delta):
+    """The grid (z rows x remainder columns) gives the same codes as the kernel entry by entry: with a
+    last row cut short, with fewer entries than one row (short inputs, clamp 0), and with effective
+    shifts on both sides of 0 (``exp_shift`` moved below and above ``exp_clamp``)."""
+    params = prepare_softmax(scale, exp_clamp=clamp, exp_bits=exp_bits, exp_rounding=rounding, input_bits=input_bits)
+    params = dataclasses.replace(params, exp_shift=min(max(params.exp_shift + shift_delta, 0), 255))
+    if not exp_table_fits(params):
+        return
+    np.testing.assert_array_equal(exp_code_table(params), table_entry_by_entry(params))

@@ -123,3 +123,23 @@ def test_gelu_rejections():
         b.output(b.add("IGelu", [x, x], "int64", name="gelu", attributes=ok))
         b.build()
     raises(GraphError, two_inputs, "gelu")
+
+
+def test_output_scan_skipped_only_where_the_type_range_is_proven_inside_the_output_type():
+    """``outputs_in_type`` (no min/max scan of the output) is planned from the input TYPE's output
+    range: an output type one bit too narrow keeps the scan, and a value outside it still raises."""
+    from intref.errors import OverflowCheckError
+    params = prepare_gelu(4 / 32767, input_bits=16)
+    lo, hi = params.output_range(-(1 << 15), (1 << 15) - 1)
+    wide = max(hi.bit_length(), (-lo - 1).bit_length()) + 1            # the narrowest signed type holding both
+    x = np.arange(-(1 << 15), 1 << 15, dtype=np.int64).astype(np.int16).reshape(256, 256)
+    exact = i_gelu(x, kernel_params(constants(params), 16))
+    fits = gelu_graph(constants(params), x_type="int16", x_shape=["batch", 256], out_type=f"int{wide}")
+    assert fits.steps[0].prepared.outputs_in_type and "proven" in fits.steps[0].prepared.path
+    out = intref.run(fits, {"x": x})["gelu"]
+    assert_identical(out.astype(np.int64), exact)
+    narrow = gelu_graph(constants(params), x_type="int16", x_shape=["batch", 256], out_type=f"int{wide - 1}")
+    assert not narrow.steps[0].prepared.outputs_in_type and "proven" not in narrow.steps[0].prepared.path
+    assert exact.min() < -(1 << (wide - 2))                           # the sweep reaches past int<wide - 1>
+    with np.testing.assert_raises(OverflowCheckError):
+        intref.run(narrow, {"x": x})

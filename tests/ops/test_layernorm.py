@@ -98,3 +98,20 @@ def test_layernorm_rejections():
         b.output(b.add("ILayerNorm", [x, x], "int64", name="ln", attributes={"bias_int": ok}))
         b.build()
     raises(GraphError, two_inputs, "ln")
+
+
+def test_output_scan_skipped_only_where_the_output_range_is_inside_the_declared_type():
+    """The range [-2**30 - 100, 2**30 + 100] fits int32 (``outputs_in_type``: no scan) and not int31,
+    where the interpreter keeps its check and a row reaching 2**30 + 100 raises."""
+    from intref.errors import OverflowCheckError
+    bias = [5, -7, 100, 0, -100, 3]
+    x = np.zeros((2, 6), dtype=np.int32)
+    x[0, 2] = 1                                               # norm 2**30 at the largest bias
+    fits = layernorm_graph(6, bias, shift=0, out_type="int32", x_shape=["seq", 6])
+    assert fits.steps[0].prepared.outputs_in_type and "proven in int32" in fits.steps[0].prepared.path
+    out = intref.run(fits, {"x": x})["ln"]
+    assert out.dtype == np.int32 and int(out.max()) == (1 << 30) + 100
+    narrow = layernorm_graph(6, bias, shift=0, out_type="int31", x_shape=["seq", 6])
+    assert not narrow.steps[0].prepared.outputs_in_type and "proven" not in narrow.steps[0].prepared.path
+    with np.testing.assert_raises(OverflowCheckError):
+        intref.run(narrow, {"x": x})

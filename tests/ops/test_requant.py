@@ -185,3 +185,22 @@ def test_residual_add_rejections():
     fine = residual_graph({**ok, "multiplier_a": 1 << 31, "shift_a": 0}, a_type="int64",
                           a_range=(-(1 << 30), 1 << 30))
     assert fine.values["add"].lo == -128
+
+
+@given(st.integers(0, 62), st.lists(st.integers(-(1 << 31), 1 << 31), min_size=1, max_size=4),
+       st.lists(st.integers(0, 62), min_size=1, max_size=4), st.sampled_from(ROUNDING_MODES),
+       st.integers(-3, 3), st.booleans())
+def test_branch_range_equals_the_scalar_spec_on_both_sides_of_the_addshift_proof(bits, ms, ss, rounding, nudge, flip):
+    """``branch_range`` (add-shift where ``addshift_proven`` holds for the range's magnitude, the split
+    kernel or the scalar spec elsewhere) is the exact min and max of the spec's rounding of the ends;
+    the magnitude is drawn at ``(2**63 - 1 - 2**(s-1)) // |m|`` plus a nudge, across the proof's edge."""
+    from intref.ops.requant import branch_range
+    from intref.spec.requant import rshift_round
+    channels = min(len(ms), len(ss))
+    ms, ss = ms[:channels], ss[:channels]
+    top, half = max(abs(m) for m in ms), (1 << (max(ss) - 1)) if max(ss) else 0
+    edge = ((1 << 63) - 1 - half) // top if top else (1 << bits)
+    magnitude = max(min(edge + nudge, (1 << 63) - 1), 0)
+    lo, hi = (-magnitude, magnitude // 3) if flip else (-(magnitude // 5), magnitude)
+    ends = [rshift_round(x * m, s, rounding) for m, s in zip(ms, ss) for x in (lo, hi)]
+    assert branch_range(lo, hi, ms, ss, rounding) == (min(ends), max(ends))
