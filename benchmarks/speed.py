@@ -172,7 +172,49 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
         rows.append(f"{f'{batch} x {seq}':<12} {med['intref']:>8.3f}s {med['quant']:>9.3f}s {med['float']:>9.3f}s "
                     f"{speedup:>10.2f}x {slowdown:>12.2f}x")
         print(rows[-1], flush=True)
+        floors = gemm_floor(batch, seq, repeat)
+        quarter = med["quant"] / 4
+        rows.append(f"{'':<12} the targets: intref <= reference / 4 = {quarter:.3f} s and <= 2 x float = "
+                    f"{2 * med['float']:.3f} s; the model's GEMMs alone (float32, no conversion, no epilogue): "
+                    f"NumPy sgemm {floors['numpy']:.3f} s, torch {floors['torch']:.3f} s; reference / float "
+                    f"{med['quant'] / med['float']:.2f}x" + (
+                        "  -> reference / 4 is below the float model's own time" if quarter < med["float"] else "") + (
+                        "  -> and below NumPy's GEMMs alone" if quarter < floors["numpy"] else ""))
+        print(rows[-1], flush=True)
     return rows
+
+
+def gemm_shapes(batch: int, seq: int, hidden: int = 768, ffn: int = 3072, heads: int = 12, layers: int = 12):
+    """Every GEMM of one forward of the RoBERTa-base shape as ``(count, batch dims, m, k, n)``: the
+    four attention projections, the two feed-forward ones, and per head scores and context."""
+    tokens = batch * seq
+    head = hidden // heads
+    return [(4 * layers, (), tokens, hidden, hidden), (layers, (), tokens, hidden, ffn), (layers, (), tokens, ffn, hidden),
+            (layers, (batch, heads), seq, head, seq), (layers, (batch, heads), seq, seq, head)]
+
+
+def gemm_floor(batch: int, seq: int, repeat: int) -> dict:
+    """Seconds for the model's GEMMs alone in float32, NumPy (OpenBLAS sgemm) and torch, each the
+    median of ``repeat`` rounds after one warm-up: what any NumPy implementation spends at least,
+    next to what the float model's library spends on the same products."""
+    import torch
+    rng = np.random.default_rng(0)
+    operands = [(count, rng.standard_normal((*lead, m, k), dtype=np.float32), rng.standard_normal((*lead, k, n), dtype=np.float32))
+                for count, lead, m, k, n in gemm_shapes(batch, seq)]
+    torch_operands = [(count, torch.from_numpy(a), torch.from_numpy(b)) for count, a, b in operands]
+
+    def numpy_pass():
+        for count, a, b in operands:
+            for _ in range(count):
+                np.matmul(a, b)
+
+    def torch_pass():
+        with torch.no_grad():
+            for count, a, b in torch_operands:
+                for _ in range(count):
+                    torch.matmul(a, b)
+    times = interleaved({"numpy": numpy_pass, "torch": torch_pass}, repeat)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def io_rows(graph, bundle: str, workdir: str) -> list:

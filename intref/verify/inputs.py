@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Tuple
 
@@ -367,9 +368,36 @@ class GoldenValues:
     for a constant written without files, from the bundle; each checked against the manifest's
     sha256, so a modified golden file is refused rather than trusted."""
 
+    PREFETCH_WINDOW = 4     # golden tensors read ahead of the comparison, at most
+
     def __init__(self, golden_dir: str, manifest: Manifest, constants: Mapping[str, np.ndarray]):
         self.golden_dir, self.manifest, self.constants = golden_dir, manifest, constants
         self._cache = {}
+        self._order, self._next, self._ahead, self._reader = [], 0, {}, None
+
+    def prefetch(self, names) -> None:
+        """Read (and check against its sha256) each golden tensor of ``names``, in this order, on one
+        background thread, up to ``PREFETCH_WINDOW`` ahead of ``get``: file reads and sha256 release
+        the GIL, so the golden side overlaps the comparison. ``get`` returns the same array, or raises
+        the same error, as without it; a name asked for out of order is read in the calling thread."""
+        self._order = [n for n in dict.fromkeys(names) if n in self.manifest.tensors and n not in self._cache]
+        self._next = 0
+        if self._order and self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intref-golden")
+        self._top_up()
+
+    def close(self) -> None:
+        """Stop reading ahead (pending reads are cancelled)."""
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader, self._ahead = None, {}
+
+    def _top_up(self) -> None:
+        while self._reader is not None and len(self._ahead) < self.PREFETCH_WINDOW and self._next < len(self._order):
+            name = self._order[self._next]
+            self._next += 1
+            if name not in self._cache and name not in self._ahead:
+                self._ahead[name] = self._reader.submit(self._read, self.manifest.tensors[name])
 
     def get(self, name: str) -> np.ndarray:
         if name not in self.manifest.tensors:
@@ -378,7 +406,9 @@ class GoldenValues:
             raise VerifyInputError(f"tensor {name!r} is not in the golden set", path=self.manifest.path,
                                    field="tensors")
         if name not in self._cache:
-            self._cache[name] = self._read(self.manifest.tensors[name])
+            ahead = self._ahead.pop(name, None)
+            self._cache[name] = ahead.result() if ahead is not None else self._read(self.manifest.tensors[name])
+            self._top_up()
         return self._cache[name]
 
     def _read(self, entry: TensorEntry) -> np.ndarray:

@@ -93,12 +93,16 @@ def verify(golden_dir, hw_dir, *, formats: Optional[Sequence[str]] = None, toler
                                          if name in selected and manifest.tensors[name].files))
     writer = TextWriter(stream, report)
     nodes = []
-    for done, node in enumerate(manifest.nodes, 1):
-        before = session.bytes_read
-        nodes.append(session.node_result(node, isolate))
-        writer.node(nodes[-1])
-        if progress is not None:
-            progress("compare", done, len(manifest.nodes), node.name, nbytes=session.bytes_read - before)
+    golden.prefetch(session.comparison_order())
+    try:
+        for done, node in enumerate(manifest.nodes, 1):
+            before = session.bytes_read
+            nodes.append(session.node_result(node, isolate))
+            writer.node(nodes[-1])
+            if progress is not None:
+                progress("compare", done, len(manifest.nodes), node.name, nbytes=session.bytes_read - before)
+    finally:
+        golden.close()
     if progress is not None:
         progress.close()
     report = replace(report, nodes=tuple(nodes))
@@ -358,6 +362,18 @@ class _Session:
             dumps = self.read("feeds/" + name, self.found.feeds.get(name, []), t, expected.shape, layout)
             results.append(self.compared(name, "feed", t, expected.shape, dumps, lambda: expected, None, 0))
         return NodeResult(FEEDS, "inputs", tuple(results))
+
+    def comparison_order(self) -> list:
+        """The tensors ``node_result`` will compare with a golden value, in the order it will: each
+        node's unreported inputs, then its outputs, where the hardware dumped them."""
+        order, unreported = [], set(self.unreported_inputs)
+        for node in self.manifest.nodes:
+            for name in node.inputs:
+                if name in unreported:
+                    unreported.discard(name)
+                    order.append(name)
+            order += [name for name in node.outputs if name in self.manifest.tensors]
+        return [name for name in order if self.found.tensors.get(name)]
 
     def node_result(self, node, isolate: bool) -> NodeResult:
         step = self.steps[node.name]
