@@ -364,27 +364,28 @@ class _Session:
         return NodeResult(FEEDS, "inputs", tuple(results))
 
     def comparison_order(self) -> list:
-        """The tensors ``node_result`` will compare with a golden value, in the order it will: each
-        node's unreported inputs, then its outputs, where the hardware dumped them."""
-        order, unreported = [], set(self.unreported_inputs)
-        for node in self.manifest.nodes:
-            for name in node.inputs:
-                if name in unreported:
-                    unreported.discard(name)
-                    order.append(name)
-            order += [name for name in node.outputs if name in self.manifest.tensors]
-        return [name for name in order if self.found.tensors.get(name)]
+        """The tensors ``node_result`` will compare with a golden value, in the order it will (where
+        the hardware dumped them)."""
+        unreported = list(self.unreported_inputs)
+        return [name for node in self.manifest.nodes for name, _, _ in self.node_tensors(node, unreported)
+                if self.found.tensors.get(name)]
+
+    def node_tensors(self, node, unreported: list):
+        """``(name, relation, output index)`` of each tensor reported under ``node``: the inputs still
+        in ``unreported`` (reported once, under their first consumer: removed from it here), then
+        its outputs the set holds (a set of constants only holds none)."""
+        for name in node.inputs:
+            if name in unreported:
+                unreported.remove(name)
+                yield name, "input", 0
+        for i, name in enumerate(node.outputs):
+            if name in self.manifest.tensors:
+                yield name, "output", i
 
     def node_result(self, node, isolate: bool) -> NodeResult:
         step = self.steps[node.name]
-        tensors = []
-        for name in node.inputs:
-            if name in self.unreported_inputs:      # reported once, under its first consumer
-                self.unreported_inputs.remove(name)
-                tensors.append(self.tensor_result(name, "input", None, 0))
-        for i, name in enumerate(node.outputs):
-            if name in self.manifest.tensors:     # a set of constants only holds no outputs
-                tensors.append(self.tensor_result(name, "output", step, i))
+        tensors = [self.tensor_result(name, relation, step if relation == "output" else None, i)
+                   for name, relation, i in self.node_tensors(node, self.unreported_inputs)]
         isolation = self.isolation(step, tensors) if isolate else None
         if isolation is not None and isolation.status == LOCALLY_CORRECT:   # propagated: a hint against the
             tensors = [replace(t, hint=None) for t in tensors]              # golden would only mislead
