@@ -1,7 +1,9 @@
 """Vectorized NumPy kernels, each bit-identical to its scalar twin in ``intref.spec``.
 
-Integer dtypes only (int64 inside); the one float use is the GEMM's BLAS path where a bound
-proves every partial sum exact.
+Integer dtypes only (int64 inside). Two float uses, each proven exact: the GEMM's BLAS path where a
+bound proves every partial sum exact, and ``requant_float``'s float64 estimate of a requantization,
+kept only where an error bound proves it rounds to the integer result (the rest is recomputed on
+the integer path).
 """
 
 from .gelu import i_gelu

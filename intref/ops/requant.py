@@ -33,6 +33,8 @@ from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, 
 from ..kernels.requant_addshift import (add_requantized_addshift, addshift_proven, requantize_addshift,
                                         round_shift_in_place,
                                         requantize_split_addshift, split_addshift_proven)
+from ..kernels.requant_float import (add_requantized_float, branch_constants, float_branch_proven,
+                                     float_requantize_proven, requantize_float, scale_float64, tie_margin)
 from ..kernels.requant_split import requantize_split, split_product_proven
 from ..kernels.requant_table import requantize_by_table, requantize_table, table_fits
 from ..spec import requant as spec
@@ -104,6 +106,15 @@ def plan_requantize(x, m, s, rounding: str):
     return "split95", None
 
 
+def _float_requantize(exact, m, s, out):
+    """The ``float64 near-tie`` kernel (``kernels.requant_float``) falling back to ``exact``."""
+    c, eps = scale_float64(m, s), tie_margin(1 << (out.bits + 1))
+
+    def kernel(x_array):
+        return requantize_float(x_array, c, eps, out, exact)
+    return kernel
+
+
 class Requantize(Op):
     """``y = fit(round(x * multiplier / 2**shift))`` into the declared output type."""
 
@@ -133,7 +144,10 @@ class Requantize(Op):
             def kernel(x_array):
                 return requantize(_as_kernel_input(x_array), m, s, **options)
 
-        if table_fits(x.type, isinstance(m, tuple) or isinstance(s, tuple)):
+        tabled = table_fits(x.type, isinstance(m, tuple) or isinstance(s, tuple))   # a gather beats any pass
+        if not tabled and float_requantize_proven(attrs["rounding"], attrs["overflow"], s):
+            path, kernel = f"float64 near-tie, else {path}", _float_requantize(kernel, m, s, out)
+        elif tabled:
             table = requantize_table(x.type, kernel).astype(out.storage, copy=False)   # every input value, once
             path = f"table ({table.shape[0]} entries, by {path})"
             elementwise = kernel
@@ -147,6 +161,15 @@ class Requantize(Op):
             return (map_row_blocks(kernel, (x_array,), out.storage),)
 
         return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
+
+
+def _float_add(exact, consts, out):
+    """The ``float64 near-tie`` sum (``kernels.requant_float``) falling back to ``exact``."""
+    branches = {side: branch_constants(*consts[side]) for side in consts}
+
+    def kernel(a_array, b_array):
+        return add_requantized_float(a_array, b_array, branches["a"], branches["b"], out, exact)
+    return kernel
 
 
 class ResidualAdd(Op):
@@ -201,9 +224,14 @@ class ResidualAdd(Op):
                 return add_requantized(_as_kernel_input(a_array), _as_kernel_input(b_array), *consts["a"],
                                        *consts["b"], **options)
 
+        path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
+            name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
+        magnitudes = {side: type_magnitude(value.type.lo, value.type.hi) for side, value in (("a", a), ("b", b))}
+        if attrs["overflow"] == "saturate" and all(float_branch_proven(magnitudes[side], *consts[side], attrs["rounding"])
+                                                   for side in consts):
+            path, kernel = f"float64 near-tie, else {path}", _float_add(kernel, consts, out)
+
         def run(a_array, b_array):   # b is a's shape or broadcasts on the last axis only: row blocks
             return (map_row_blocks(kernel, (a_array, b_array), out.storage),)
 
-        path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
-            name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
         return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
