@@ -65,8 +65,10 @@ def float_branch_proven(x_magnitude: int, multipliers, shifts, rounding: str) ->
 
 
 def exact_branch(multipliers, shifts) -> bool:
-    """Every ``m`` a multiple of ``2**s``: ``x * m / 2**s`` is the integer ``x * (m >> s)``, no rounding."""
-    return all(m % (1 << s) == 0 for m, s in zip(np.ravel(multipliers).tolist(), np.ravel(shifts).tolist()))
+    """Every ``m`` a multiple of ``2**s``: ``x * m / 2**s`` is the integer ``x * (m >> s)``, no rounding.
+    A per-tensor value pairs with each channel of the other."""
+    m, s = np.broadcast_arrays(np.asarray(multipliers, dtype=np.int64), np.asarray(shifts, dtype=np.int64))
+    return all(mi % (1 << si) == 0 for mi, si in zip(m.ravel().tolist(), s.ravel().tolist()))   # per channel
 
 
 def scale_float64(multipliers, shifts) -> np.ndarray:
@@ -84,9 +86,8 @@ def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float]):
     ``EPS`` away from a tie (then ``r == round(x * c)`` wherever ``|x * c|`` is within the bound ``eps``
     was made for). ``eps=None`` takes the bound from this array: every ``|y| <= max|r| + 1``.
     ``x``: any integer array; ``c``: a float64 scalar or per-channel array."""
-    y = x.astype(np.float64)
-    y *= c
-    r = np.rint(y)
+    y = np.multiply(x, c, dtype=np.float64)  # fl(fl(x) * c), in the broadcast shape: a per-channel c
+    r = np.rint(y)                           # widens a last axis of 1 (a ResidualAdd's b)
     if not r.size:
         return r, True
     if eps is None:
@@ -111,11 +112,8 @@ def requantize_float(x: np.ndarray, c: np.ndarray, eps: float, out_type: IntType
 def branch_float(x: np.ndarray, c, eps: float, exact: bool):
     """One ``ResidualAdd`` branch as float64 integers and whether it is proven (``exact``: the
     multiple-of-``2**s`` case, no rounding and nothing to check; ``c`` is then None for a factor of 1)."""
-    if exact:
-        y = x.astype(np.float64)
-        if c is not None:
-            y *= c                           # an integer below 2**45: exact
-        return y, True
+    if exact:                                # an integer below 2**45: exact; broadcast as rounded_estimate
+        return (x.astype(np.float64) if c is None else np.multiply(x, c, dtype=np.float64)), True
     return rounded_estimate(x, c, eps)
 
 
@@ -138,6 +136,6 @@ def add_requantized_float(a: np.ndarray, b: np.ndarray, branch_a, branch_b, out_
         second, proven = branch_float(b, *branch_b)
     if not proven:
         return exact(a, b)
-    first += second
+    first += second                          # a has the output's shape; b may broadcast to it
     np.clip(first, out_type.lo, out_type.hi, out=first)
     return first.astype(out_type.storage)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from intref.inttypes import INT64_MAX, IntType
 from intref.kernels.requant import add_requantized, requantize
 from intref.kernels.requant_float import (MAX_BRANCH_MAGNITUDE, NEAREST_ROUNDINGS, add_requantized_float,
-                                          branch_constants, float_branch_proven, float_requantize_proven,
+                                          branch_constants, exact_branch, float_branch_proven, float_requantize_proven,
                                           requantize_float, rounded_estimate, scale_float64, tie_margin)
 
 FALLBACKS = []
@@ -103,6 +103,11 @@ def add_float(a, b, ma, sa, mb, sb, rounding, bits=8):
     return add_requantized_float(a, b, branch_constants(ma, sa), branch_constants(mb, sb), IntType(bits, True), exact)
 
 
+def test_exact_branch_pairs_a_per_tensor_value_with_every_channel():
+    assert exact_branch(1, [0, 0, 0, 0]) and exact_branch([2, -4, 0], 1) and exact_branch(3 << 40, 40)
+    assert not exact_branch(1, [0, 0, 0, 0, 1]) and not exact_branch([2, 3], 1) and not exact_branch(1, 1)
+
+
 @pytest.mark.parametrize("rounding", NEAREST_ROUNDINGS)
 def test_residual_add_at_the_branch_bound(rounding):
     m, s = (1 << 31) - 1, 30
@@ -116,13 +121,20 @@ def test_residual_add_at_the_branch_bound(rounding):
                                       err_msg=f"mb={mb} sb={sb}")
 
 
-@given(st.integers(-(1 << 31), 1 << 31), st.integers(0, 62), st.integers(-(1 << 31), 1 << 31), st.integers(0, 62),
-       st.sampled_from(NEAREST_ROUNDINGS), st.integers(0, 2**32 - 1))
-def test_residual_add_property(ma, sa, mb, sb, rounding, seed):
+CONSTANT = st.tuples(st.integers(-(1 << 31), 1 << 31), st.integers(0, 62))
+
+
+@given(CONSTANT, st.one_of(CONSTANT.map(lambda c: [c]), st.lists(CONSTANT, min_size=6, max_size=6)),
+       st.sampled_from(NEAREST_ROUNDINGS), st.sampled_from([(6,), (4, 1), (4, 6)]), st.integers(0, 2**32 - 1))
+def test_residual_add_property(branch_a, branch_b, rounding, b_shape, seed):
+    """Per-tensor a, per-tensor or per-channel b (or b's m per tensor and its s per channel), and b a bias row, a column of 1 (its per-channel
+    constants widen it to a's 6 channels) or a's shape."""
+    (ma, sa), (mb, sb) = branch_a, ([m for m, _ in branch_b], [s for _, s in branch_b])
+    mb, sb = (mb[0], sb[0]) if len(mb) == 1 else (mb, sb) if seed % 3 else (mb[0], sb)   # m per tensor, s not
     rng = np.random.default_rng(seed)
     a = rng.integers(-(1 << 31), 1 << 31, size=(4, 6), dtype=np.int64).astype(np.int32)
-    b = rng.integers(-(1 << 15), 1 << 15, size=(6,), dtype=np.int64).astype(np.int16)    # a broadcast bias row
-    if not (float_branch_proven(1 << 31, [ma], [sa], rounding) and float_branch_proven(1 << 15, [mb], [sb], rounding)):
+    b = rng.integers(-(1 << 15), 1 << 15, size=b_shape, dtype=np.int64).astype(np.int16)
+    if not (float_branch_proven(1 << 31, [ma], [sa], rounding) and float_branch_proven(1 << 15, mb, sb, rounding)):
         return
     np.testing.assert_array_equal(add_float(a, b, ma, sa, mb, sb, rounding, bits=16),
                                   add_requantized(a, b, ma, sa, mb, sb, rounding=rounding, bits=16))
