@@ -93,10 +93,37 @@ def masked_scores(x_block, mask_block, future_block, lo: int, hi: int) -> np.nda
 
 
 def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, rows_kernel, out_dtype):
-    """``rows_kernel(masked scores)`` over blocks of query rows (``kernels.blocks``): the mask is
-    sliced from its broadcast view, never materialized at the scores' size."""
+    """``rows_kernel(masked scores)`` over blocks of rows (``kernels.blocks``); the mask is sliced
+    from its broadcast view, never materialized at the scores' size. Where neither a causal mask
+    nor the additive mask varies over the query axis, the rows of every trailing leading axis over
+    which the mask is constant form one run (all heads and queries of a sequence under a
+    ``[batch, 1, 1, seq]`` padding mask), so a block spans heads; else blocks of query rows."""
     if x_array.ndim < 2:
         return rows_kernel(masked_scores(x_array, mask_array, None, lo, hi))
+    keys, query_axis = x_array.shape[-1], x_array.ndim - 2
+    mask_shape = (1,) * x_array.ndim if mask_array is None else \
+        (1,) * (x_array.ndim - mask_array.ndim) + mask_array.shape
+    if causal or mask_shape[query_axis] != 1:
+        return _query_row_blocks(x_array, mask_array, causal, lo, hi, rows_kernel, out_dtype)
+    inner = query_axis                   # the mask is constant over x's axes inner .. query_axis
+    while inner > 0 and mask_shape[inner - 1] == 1:
+        inner -= 1
+    outer = x_array.shape[:inner]
+    scores = x_array.reshape(outer + (-1, keys))
+    mask_rows = None if mask_array is None else np.broadcast_to(
+        mask_array.reshape(mask_shape), outer + mask_shape[inner:]).reshape(outer + (1, keys))
+    step = rows_per_block(keys)
+    out = np.empty(scores.shape, dtype=out_dtype)
+    for lead in np.ndindex(*outer):
+        for start in range(0, scores.shape[-2], step):
+            rows = lead + (slice(start, start + step),)
+            out[rows] = rows_kernel(masked_scores(scores[rows], None if mask_rows is None else mask_rows[lead],
+                                                  None, lo, hi))
+    return out.reshape(x_array.shape)
+
+
+def _query_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, rows_kernel, out_dtype):
+    """Blocks of query rows of one leading index: a causal mask, or an additive one per query."""
     queries, keys = x_array.shape[-2:]
     mask_full = None if mask_array is None else np.broadcast_to(mask_array, x_array.shape)
     future = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries) if causal else None
