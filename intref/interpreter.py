@@ -23,6 +23,7 @@ import numpy as np
 from . import _checks
 from .errors import FeedError, IntrefError, format_index
 from .graph import Graph, Step, ValueInfo
+from .heap import keep_freed_pages
 from .inttypes import OVERFLOW_MODES, IntType
 from .kernels.requant import fit_to_type
 from .ops import REGISTRY
@@ -40,9 +41,13 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
     after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
     call and the fit of its outputs (``intref.plan.format_profile`` prints it).
+
+    The first call in a process sets glibc's malloc to keep freed pages (``intref.heap``;
+    ``INTREF_MALLOC=system`` opts out).
     """
     if overflow not in OVERFLOW_MODES:
         raise IntrefError(f"overflow={overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
+    keep_freed_pages()   # once per process: NumPy's temporaries reuse pages instead of faulting (intref.heap)
     log = log or (lambda line: print(line, file=sys.stderr))
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - {o.name for node in graph.nodes for o in node.outputs})
