@@ -80,9 +80,10 @@ class ISoftmax(Op):
 def masked_scores(x_block, mask_block, future_block, lo: int, hi: int) -> np.ndarray:
     """The scores the kernel sees, as a new int64 array: a mask value <= ``lo`` sets its score to
     ``lo``; any other is added and the sum clamped to ``[lo, hi]``; a causal ``future`` key gets ``lo``.
-    ``x + mask`` fits int64: the scores are at most 48 bits, so is the mask."""
+    ``x + mask`` fits int64: the scores are at most 48 bits, so is the mask. A mask block of zeros
+    (no padding) changes nothing (``lo < 0`` and the scores are already in ``[lo, hi]``) and is skipped."""
     scores = x_block.astype(np.int64)
-    if mask_block is not None:
+    if mask_block is not None and np.any(mask_block):
         mask64 = mask_block.astype(np.int64)
         scores += mask64
         np.clip(scores, lo, hi, out=scores)
