@@ -15,16 +15,17 @@ rounding mode, so ``|y - x*c| <= |x*c| * (4u + 4u**2) < |x*c| * 2**-50.99``. No 
 or ``|x| >= 1``, and ``|c| >= 2**-127`` unless ``m = 0`` (then ``y = 0``, exact).
 
 Rounding. ``r = rint(y)`` is the integer nearest ``y`` and ``d = |y - r|`` is computed exactly
-(Sterbenz: ``r/2 <= y <= 2r`` whenever ``r != 0``); in another rounding mode ``r`` is an integer within 1
-of ``y`` and ``d`` is within 2**-53 of the true distance, far inside the margin below. If ``|y|`` is at
-most ``B`` and ``EPS = tie_margin(B) >= B * 2**-48`` (eight times the error for every
-``|x*c| <= B * (1 + 2**-50)``), then ``d < 1/2 - EPS`` gives ``|x*c - r| < 1/2``: ``r`` is the one integer nearest ``x*c``, which is
-``round(x*c)`` in every half dialect (half_even, half_up, half_away differ only at ties, and ``x*c``
-is not one). ``d >= 1/2 - EPS`` marks the element "near a tie"; floor and double_round are not
-nearest-integer roundings and never take this path.
+(Sterbenz: ``r/2 <= y <= 2r`` whenever ``r != 0``); in another rounding mode ``r`` is an integer within
+1 of ``y`` and ``d`` is within 2**-53 of the true distance, far inside the margin below. If ``|y|`` is
+at most ``B`` and ``EPS = tie_margin(B) >= B * 2**-48`` (eight times the error for every ``|x*c| <= B *
+(1 + 2**-50)``), then ``d < 1/2 - EPS`` gives ``|x*c - r| < 1/2``: ``r`` is the one integer nearest
+``x*c``, which is ``round(x*c)`` in every half dialect (half_even, half_up, half_away differ only at
+ties, and ``x*c`` is not one). ``d >= 1/2 - EPS`` marks the element "near a tie"; floor and double_round
+are not nearest-integer roundings and never take this path.
 
-``Requantize`` (saturating into ``[lo, hi]``, ``L = 2**bits >= max(-lo, hi + 1)``, ``B = 2L``): where ``|y| > 2L``, ``|x*c| > 2L * (1 - 2**-50) > L + 1``, so ``round(x*c)`` is
-beyond the type on ``y``'s side, and so is ``r``: the clamp gives the same bound. Any input magnitude.
+``Requantize`` (saturating into ``[lo, hi]``, ``L = 2**bits >= max(-lo, hi + 1)``, ``B = 2L``): where
+``|y| > 2L``, ``|x*c| > 2L * (1 - 2**-50) > L + 1``, so ``round(x*c)`` is beyond the type on ``y``'s
+side, and so is ``r``: the clamp gives the same bound. Any input magnitude.
 
 ``ResidualAdd`` (each branch rounded on its own, then added): a branch's ``|x*c|`` is bounded by its
 input TYPE's magnitude times ``max|c|`` (``B``); the branch is proven when ``B <= 2**44`` (so

@@ -1,14 +1,14 @@
 """The integer softmax through a table of exp codes: the ``exp table`` path of ``ISoftmax``.
 
-In ``kernels.softmax.i_softmax`` every element's exp code ``e`` is a function of one integer
-only: ``x = max(q - max(row), exp_input_floor())``, which lies in ``[exp_input_floor(), 0]``.
-Where that interval is short (``exp_clamp * |x0_int| + 1`` entries, 369,901 for the reference
-settings), the codes of all of it are computed once, at load time, by the kernel's own
-``exp_reduce_and_poly`` and ``exp_code_folded``, and a run reads them back by index
-``j = max(row) - q`` clamped at the table's end: the clamp of ``x`` at the floor is the clamp of
-``j`` at ``-exp_input_floor()``. The rest (the row sum, ``factor``, ``e * factor``, the final
-shift and clamp) is the kernel's arithmetic unchanged, so the result is ``i_softmax``'s, bit for
-bit (tests/kernels/test_softmax_table.py pins it, on both sides of the table's clamp).
+In ``kernels.softmax.i_softmax`` every element's exp code ``e`` is a function of one integer only: ``x =
+max(q - max(row), exp_input_floor())``, which lies in ``[exp_input_floor(), 0]``. Where that interval is
+short (``exp_clamp * |x0_int| + 1`` entries, 369,901 for the reference settings), the codes of all of it
+are computed once, at load time, by the kernel's own ``exp_reduce_and_poly`` and ``exp_code_folded``,
+and a run reads them back by index ``j = max(row) - q`` clamped at the table's end (``np.take``'s
+``mode="clip"``, one pass with the read): the clamp of ``x`` at the floor is the clamp of ``j`` at
+``-exp_input_floor()``. The rest (the row sum, ``factor``, ``e * factor``, the final shift and clamp) is
+the kernel's arithmetic unchanged, so the result is ``i_softmax``'s, bit for bit
+(tests/kernels/test_softmax_table.py pins it, on both sides of the table's clamp).
 
 Widths: ``q`` int64 holding int<B> values (B <= 48), so ``j <= 2**B - 1`` is an int64; codes
 ``e <= 2**(exp_bits-1) - 1 <= 2**31 - 1`` are stored as int32; ``sum(e) <= 2**32`` by the
@@ -64,8 +64,7 @@ def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxPar
     ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's storage dtype).
     """
     j = q.max(axis=-1, keepdims=True) - q                               # max(row) - q in [0, 2**B - 1]
-    np.minimum(j, np.int64(table.shape[0] - 1), out=j)                  # = the clamp of x at the floor
-    e = table[j]                                                        # int32 codes
+    e = np.take(table, j, mode="clip")                                  # int32 codes; j >= 0: min(j, end)
     total = e.sum(axis=-1, keepdims=True, dtype=np.int64)               # <= 2**32
     factor = np.int64(1 << FACTOR_BITS) // np.maximum(total, 1)         # sum 0: every e is 0, out 0
     out = np.multiply(e, factor, dtype=np.int64)                        # e * factor <= 2**32

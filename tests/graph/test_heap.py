@@ -57,7 +57,8 @@ def test_glibc_accepts_the_settings_and_results_do_not_depend_on_them():
               "from intref.models.demo import make_demo\n"
               "from intref.models.demo_golden import padded_feed\n"
               "out = intref.run(make_demo()[0], padded_feed(), trace=True)\n"
-              "print(h.keep_freed_pages()); print(hashlib.sha256(b''.join(out[k].tobytes() for k in sorted(out))).hexdigest())\n")
+              "print(h.keep_freed_pages())\n"
+              "print(hashlib.sha256(b''.join(out[k].tobytes() for k in sorted(out))).hexdigest())\n")
     lines = {}
     for choice in ("keep", "system"):
         env = {**os.environ, "INTREF_MALLOC": choice}

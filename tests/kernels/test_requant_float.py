@@ -127,8 +127,8 @@ CONSTANT = st.tuples(st.integers(-(1 << 31), 1 << 31), st.integers(0, 62))
 @given(CONSTANT, st.one_of(CONSTANT.map(lambda c: [c]), st.lists(CONSTANT, min_size=6, max_size=6)),
        st.sampled_from(NEAREST_ROUNDINGS), st.sampled_from([(6,), (4, 1), (4, 6)]), st.integers(0, 2**32 - 1))
 def test_residual_add_property(branch_a, branch_b, rounding, b_shape, seed):
-    """Per-tensor a, per-tensor or per-channel b (or b's m per tensor and its s per channel), and b a bias row, a column of 1 (its per-channel
-    constants widen it to a's 6 channels) or a's shape."""
+    """Per-tensor a, per-tensor or per-channel b (or b's m per tensor and its s per channel), and b a
+    bias row, a column of 1 (its per-channel constants widen it to a's 6 channels) or a's shape."""
     (ma, sa), (mb, sb) = branch_a, ([m for m, _ in branch_b], [s for _, s in branch_b])
     mb, sb = (mb[0], sb[0]) if len(mb) == 1 else (mb, sb) if seed % 3 else (mb[0], sb)   # m per tensor, s not
     rng = np.random.default_rng(seed)
