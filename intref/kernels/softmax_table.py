@@ -56,18 +56,20 @@ def exp_code_table(params: SoftmaxParams) -> np.ndarray:
     return codes.reshape(-1)[:entries].astype(np.int32)
 
 
-def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxParams, out_dtype) -> np.ndarray:
+def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxParams, out_dtype, *,
+                            overwrite_q: bool = False) -> np.ndarray:
     """``i_softmax(q, params)`` along the last axis, reading exp codes from ``table``.
 
     REQUIRE (the op's load-time checks; nothing is re-checked here): ``q`` int64, at least 1-D,
     values in int<params.input_bits>, rows no longer than ``params.max_row_length()``;
     ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's storage dtype).
+    ``overwrite_q``: ``q`` is a scratch array of the caller's, and ``max(row) - q`` is written over it.
     """
-    j = q.max(axis=-1, keepdims=True) - q                               # max(row) - q in [0, 2**B - 1]
+    j = np.subtract(q.max(axis=-1, keepdims=True), q, out=q if overwrite_q else None)   # in [0, 2**B - 1]
     e = np.take(table, j, mode="clip")                                  # int32 codes; j >= 0: min(j, end)
     total = e.sum(axis=-1, keepdims=True, dtype=np.int64)               # <= 2**32
     factor = np.int64(1 << FACTOR_BITS) // np.maximum(total, 1)         # sum 0: every e is 0, out 0
-    out = np.multiply(e, factor, dtype=np.int64)                        # e * factor <= 2**32
+    out = np.multiply(e, factor, out=j)                                 # e * factor <= 2**32, int64 (j is spent)
     out >>= np.int64(FACTOR_BITS - params.output_bits)
     np.minimum(out, np.int64(params.output_max), out=out)
     return out.astype(out_dtype)

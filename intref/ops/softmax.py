@@ -63,7 +63,7 @@ class ISoftmax(Op):
             table = exp_code_table(params)                     # built once, at load time
 
             def rows_kernel(scores):
-                return softmax_rows_from_table(scores, table, params, out_dtype)
+                return softmax_rows_from_table(scores, table, params, out_dtype, overwrite_q=True)   # a new array
             path = f"exp table ({table.shape[0]} entries)"
         else:
             def rows_kernel(scores):

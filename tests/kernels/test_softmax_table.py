@@ -48,9 +48,13 @@ def test_table_softmax_equals_the_kernel(scale, rounding, clamp, exp_bits, out_b
     table = exp_code_table(params)
     q = rows_around_the_clamp(params, np.random.default_rng(seed))
     expected = i_softmax(q, params)
+    kept = q.copy()
     got = softmax_rows_from_table(q, table, params, out_dtype_of(params))
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(q, kept)                                   # q is not written by default
+    np.testing.assert_array_equal(softmax_rows_from_table(q, table, params, out_dtype_of(params),
+                                                          overwrite_q=True), expected)
 
 
 @pytest.mark.parametrize("rounding", EXP_ROUNDING_MODES)
