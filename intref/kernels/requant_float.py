@@ -53,7 +53,8 @@ _ERROR_BITS = 48                    # EPS = B * 2**-48 for a magnitude bound B (
 
 
 def float_requantize_proven(rounding: str, overflow: str, shifts) -> bool:
-    """``Requantize``'s proof: a nearest-integer dialect, a saturating fit, every shift <= 127."""
+    """``Requantize``'s proof: a nearest-integer dialect, a saturating fit, every shift <= 127. (Its
+    output has at most 32 bits, the op's own limit, so ``EPS <= 2**-14``: near-tie blocks stay rare.)"""
     return rounding in NEAREST_ROUNDINGS and overflow == "saturate" and max(np.ravel(shifts).tolist()) <= 127
 
 

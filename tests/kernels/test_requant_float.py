@@ -86,9 +86,10 @@ def test_per_channel_property(m, s, rounding, x_bits, bits, signed, seed):
 
 
 def test_proofs():
-    assert float_requantize_proven("half_even", "saturate", [127])
-    assert not float_requantize_proven("half_even", "wrap", [8])         # wrap needs the exact low bits
-    assert not float_requantize_proven("floor", "saturate", [8])         # not a nearest-integer rounding
+    assert float_requantize_proven("half_even", "saturate", [3, 127])
+    assert not float_requantize_proven("half_even", "saturate", [3, 128])   # past the proof's shift range
+    assert not float_requantize_proven("half_even", "wrap", [8])            # wrap needs the exact low bits
+    assert not float_requantize_proven("floor", "saturate", [8])            # not a nearest-integer rounding
     assert not float_requantize_proven("double_round", "saturate", [8])
     m, s = (1 << 31) - 1, 30
     edge = (MAX_BRANCH_MAGNITUDE << s) // m                              # largest |x| with |x| * m / 2**s <= 2**44
