@@ -139,3 +139,24 @@ def test_residual_add_property(branch_a, branch_b, rounding, b_shape, seed):
         return
     np.testing.assert_array_equal(add_float(a, b, ma, sa, mb, sb, rounding, bits=16),
                                   add_requantized(a, b, ma, sa, mb, sb, rounding=rounding, bits=16))
+
+
+def test_a_whole_model_gives_every_value_identical_without_the_float_paths(monkeypatch):
+    """The demo I-BERT planned with and without the float64 near-tie paths: every node's value,
+    on a padded and an ordinary batch, byte for byte."""
+    import intref
+    import intref.ops.requant as ops_requant
+    from intref.models.demo import make_demo
+    from intref.models.demo_golden import ordinary_feed, padded_feed
+    fast = make_demo()[0]
+    monkeypatch.setattr(ops_requant, "float_requantize_proven", lambda *args: False)
+    monkeypatch.setattr(ops_requant, "float_branch_proven", lambda *args: False)
+    slow = make_demo()[0]
+    paths = [[step.prepared.path or "" for step in graph.steps] for graph in (fast, slow)]
+    assert sum("near-tie" in p for p in paths[0]) >= 10 and not any("near-tie" in p for p in paths[1])
+    for feeds in (padded_feed(), ordinary_feed()):
+        got, expected = intref.run(fast, feeds, trace=True), intref.run(slow, feeds, trace=True)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert got[name].dtype == expected[name].dtype, name
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
