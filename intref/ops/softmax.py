@@ -111,8 +111,8 @@ def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, r
         inner -= 1
     outer = x_array.shape[:inner]
     scores = x_array.reshape(outer + (-1, keys))
-    mask_rows = None if mask_array is None else np.broadcast_to(
-        mask_array.reshape(mask_shape), outer + mask_shape[inner:]).reshape(outer + (1, keys))
+    mask_rows = None if mask_array is None else np.broadcast_to(       # its key axis may be 1 too
+        mask_array.reshape(mask_shape), outer + mask_shape[inner:-1] + (keys,)).reshape(outer + (1, keys))
     step = rows_per_block(keys)
     out = np.empty(scores.shape, dtype=out_dtype)
     for lead in np.ndindex(*outer):

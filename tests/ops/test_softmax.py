@@ -241,8 +241,9 @@ def test_both_plan_paths_over_several_row_blocks_equal_the_kernel(monkeypatch):
 def test_row_runs_span_heads_exactly_as_query_blocks():
     """The driver's runs of rows across leading axes (blocks spanning heads, the mask one row per
     run) give what blocks of query rows of one leading index give, for every mask shape: none,
-    per batch ([b,1,1,k]), per head, per query (the query-block path itself), a bare key row, and
-    rows long enough for several blocks per head (2048 keys: 64 rows a block, 100 queries)."""
+    per batch ([b,1,1,k]), per head, per query (the query-block path itself), a bare key row, a key
+    axis of 1 ([b,1,1,1], [1], [q,1]), a 0-d mask, and rows long enough for several blocks per head
+    (2048 keys: 64 rows a block, 100 queries)."""
     from intref.ops.softmax import _query_row_blocks, softmax_in_row_blocks
     rng = np.random.default_rng(7)
     lo, hi = -(1 << 15), (1 << 15) - 1
@@ -253,9 +254,12 @@ def test_row_runs_span_heads_exactly_as_query_blocks():
     for x_shape, mask_shape in (((2, 3, 100, 2048), None), ((2, 3, 100, 2048), (2, 1, 1, 2048)),
                                 ((2, 3, 5, 16), (1, 3, 1, 16)), ((2, 3, 5, 16), (2, 3, 1, 16)),
                                 ((2, 3, 5, 16), (2, 1, 5, 16)), ((2, 3, 5, 16), (16,)), ((4, 5, 16), (4, 1, 16)),
-                                ((2, 2, 3, 5, 16), (2, 1, 3, 1, 16)), ((7, 16), (1, 16))):
+                                ((2, 2, 3, 5, 16), (2, 1, 3, 1, 16)), ((7, 16), (1, 16)),
+                                ((2, 3, 5, 16), (2, 1, 1, 1)), ((2, 3, 5, 16), (1,)), ((7, 16), (7, 1)),
+                                ((7, 16), ())):
         x = rng.integers(lo, hi + 1, size=x_shape, dtype=np.int64).astype(np.int32)
-        mask = None if mask_shape is None else rng.choice(np.array([0, 5, -7, lo - 1], np.int32), size=mask_shape)
+        mask = None if mask_shape is None else np.asarray(rng.choice(np.array([0, 5, -7, lo - 1], np.int32),
+                                                                     size=mask_shape))
         got = softmax_in_row_blocks(x, mask, False, lo, hi, rows_kernel, np.int64)
         expected = _query_row_blocks(x, mask, False, lo, hi, rows_kernel, np.int64)
         assert_identical(got, expected, context=f"scores {x_shape}, mask {mask_shape}")
