@@ -83,7 +83,7 @@ def tie_margin(magnitude_bound: int) -> float:
     return float(np.ldexp(1.0, max(int(magnitude_bound).bit_length() - _ERROR_BITS, -1074)))
 
 
-def scaled_float64(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+def multiply_float64(x: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``fl(fl(x) * c)`` as a new float64 array of the broadcast shape: a per-channel ``c`` widens a
     last axis of 1 (a ``ResidualAdd``'s ``b``). Converted first, then multiplied in place where the
     shape stays (1.5x faster than NumPy's mixed-type multiply per channel)."""
@@ -99,7 +99,7 @@ def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float]):
     ``EPS`` away from a tie (then ``r == round(x * c)`` wherever ``|x * c|`` is within the bound ``eps``
     was made for). ``eps=None`` takes the bound from this array: every ``|y| <= max|r| + 1``.
     ``x``: any integer array; ``c``: a float64 scalar or per-channel array."""
-    y = scaled_float64(x, c)
+    y = multiply_float64(x, c)
     r = np.rint(y)
     if not r.size:
         return r, True
@@ -126,7 +126,7 @@ def branch_float(x: np.ndarray, c, eps: float, exact: bool):
     """One ``ResidualAdd`` branch as float64 integers and whether it is proven (``exact``: the
     multiple-of-``2**s`` case, no rounding and nothing to check; ``c`` is then None for a factor of 1)."""
     if exact:                                # an integer below 2**45: exact
-        return (x.astype(np.float64) if c is None else scaled_float64(x, c)), True
+        return (x.astype(np.float64) if c is None else multiply_float64(x, c)), True
     return rounded_estimate(x, c, eps)
 
 

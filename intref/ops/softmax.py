@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import AttributeError_, RangeAnalysisError, ShapeMismatchError, TypeMismatchError
-from ..kernels.blocks import rows_per_block
+from ..kernels.blocks import map_row_blocks, rows_per_block
 from ..kernels.softmax import i_softmax
 from ..kernels.softmax_table import exp_code_table, exp_table_fits, softmax_rows_from_table
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
@@ -113,13 +113,11 @@ def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, r
     scores = x_array.reshape(outer + (-1, keys))
     mask_rows = None if mask_array is None else np.broadcast_to(       # its key axis may be 1 too
         mask_array.reshape(mask_shape), outer + mask_shape[inner:-1] + (keys,)).reshape(outer + (1, keys))
-    step = rows_per_block(keys)
     out = np.empty(scores.shape, dtype=out_dtype)
-    for lead in np.ndindex(*outer):
-        for start in range(0, scores.shape[-2], step):
-            rows = lead + (slice(start, start + step),)
-            out[rows] = rows_kernel(masked_scores(scores[rows], None if mask_rows is None else mask_rows[lead],
-                                                  None, lo, hi))
+    for lead in np.ndindex(*outer):   # a run's one mask row is passed whole to each of its blocks
+        runs = (scores[lead],) if mask_rows is None else (scores[lead], mask_rows[lead])
+        out[lead] = map_row_blocks(lambda block, row=None: rows_kernel(masked_scores(block, row, None, lo, hi)),
+                                   runs, out_dtype)
     return out.reshape(x_array.shape)
 
 
