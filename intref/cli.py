@@ -86,7 +86,7 @@ def _run(args) -> int:
         results = run_texts(graph, texts, overflow=args.overflow)
     else:
         results = run(graph, parse_feeds(args.feed), overflow=args.overflow, trace=args.trace, verbose=args.verbose,
-                      profile=timings)
+                      profile=timings, fuse=not args.no_fuse)
     if timings is not None:
         from .plan import format_profile
         print("\n".join(format_profile(timings)))
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check", help=OVERFLOW_HELP)
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
     p.add_argument("--profile", action="store_true", help="time per op type and per node, with each node's path")
+    p.add_argument("--no-fuse", action="store_true", help="run every node on its own, not the plan's fused row "
+                                                          "chains (the same values: a fused chain is timed as one)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("golden", help="write every node's inputs and outputs as golden vectors + manifest.json")

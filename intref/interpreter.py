@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _checks
 from .errors import FeedError, IntrefError, format_index
+from .fusion import run_chain
 from .graph import Graph, Step, ValueInfo
 from .heap import keep_freed_pages
 from .inttypes import OVERFLOW_MODES, IntType
@@ -32,7 +33,7 @@ from .ops.base import Context
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check", trace: bool = False,
         verbose: bool = False, log=None, overrides: Mapping[str, np.ndarray] = None, progress=None,
-        profile: list = None) -> dict:
+        profile: list = None, fuse: bool = True) -> dict:
     """Run ``graph`` on ``feeds`` (name -> integer array). Returns the outputs, or every value.
 
     ``overrides`` (node output name -> array) replaces a node's result by a given one before any
@@ -40,7 +41,9 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     upstream values". Each override must have the value's shape and fit its declared type.
     ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
     after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
-    call and the fit of its outputs (``intref.plan.format_profile`` prints it).
+    call and the fit of its outputs (``intref.plan.format_profile`` prints it); a fused chain is one
+    entry. ``fuse``: run the graph's fused row chains (``intref.fusion``: the same values, bit for
+    bit) where no value inside one is asked for (``trace``, ``verbose``, ``overrides``).
 
     The first call in a process sets glibc's malloc to keep freed pages (``intref.heap``;
     ``INTREF_MALLOC=system`` opts out).
@@ -56,22 +59,56 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     values, bindings = check_feeds(graph, feeds)
     graph.check_storage()
     values.update({name: t.data for name, t in graph.tensors.items()})
+    inside, tails = fused_chains(graph, fuse and not trace and not verbose, overrides)
     for number, step in enumerate(graph.steps, 1):
+        if step.node.name in inside:       # computed by its chain, at the chain's last node
+            if progress is not None:
+                progress("run", number, len(graph.steps), step.node.name)
+            continue
         start = perf_counter() if profile is not None else 0.0
-        results = run_node(graph, step, [values[name] for name in step.node.inputs], overflow, overrides=overrides)
+        chain = tails.get(step.node.name)
+        if chain is not None:
+            results = _run_fused(graph, chain, values, overflow)
+        else:
+            results = run_node(graph, step, [values[name] for name in step.node.inputs], overflow,
+                               overrides=overrides)
         for info, array in zip(step.node.outputs, results):
             values[info.name] = array
             _check_shape(step.node.name, info.name, array, graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
         if profile is not None:
-            profile.append((step, perf_counter() - start))
+            profile.append((chain or step, perf_counter() - start))
         if progress is not None:
             progress("run", number, len(graph.steps), step.node.name)
     graph.check_storage()   # a file rewritten during the run: its values are not returned
     if trace:
         return {name: values[name] for name in values if name not in graph.tensors}
     return {name: values[name] for name in graph.outputs}
+
+
+def fused_chains(graph: Graph, fuse: bool, overrides: Mapping[str, np.ndarray]):
+    """``(names computed inside a chain, {last node name: chain})`` for the chains this run fuses:
+    none unless ``fuse``, and none whose values an override replaces."""
+    if not fuse:
+        return frozenset(), {}
+    chains = [chain for chain in graph.chains
+              if not any(info.name in overrides for step in chain.steps for info in step.node.outputs)]
+    return (frozenset(name for chain in chains for name in chain.names[:-1]),
+            {chain.names[-1]: chain for chain in chains})
+
+
+def _run_fused(graph: Graph, chain, values: dict, overflow: str) -> Tuple[np.ndarray, ...]:
+    """The chain's last output; an error inside it is raised again by the unfused nodes, so that it
+    names the node and the index as a run without fusion would."""
+    try:
+        return (run_chain(chain, values),)
+    except IntrefError:
+        inner = dict(values)
+        for step in chain.steps:
+            results = run_node(graph, step, [inner[name] for name in step.node.inputs], overflow)
+            inner.update((info.name, array) for info, array in zip(step.node.outputs, results))
+        return results
 
 
 def run_node(graph: Graph, step: Step, inputs: Sequence[np.ndarray], overflow: str, *,

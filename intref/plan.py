@@ -15,8 +15,12 @@ interpreter then skips its min/max scan of that output (``Prepared.outputs_in_ty
 because every value the interpreter holds fits its type (overrides included) while an override
 may leave an analysed range.
 
+The plan also holds the graph's fused row chains (``intref.fusion``, ``graph.chains``): a ``Linear``
+whose one BLAS call is exact and the elementwise ops after it, run block by block on exact integers
+carried in float64 (an ``IGelu``'s path says whether it is carried in float64 or int64).
+
 ``intref inspect`` prints ``plan_summary``; ``intref inspect --plan`` and ``intref run
---profile`` print one line per node.
+--profile`` print one line per node, and one per chain.
 """
 
 from __future__ import annotations
@@ -44,16 +48,24 @@ def plan_summary(graph: Graph) -> List[str]:
     for entry in plan(graph):
         if entry.path:
             counts[entry.op][entry.path] += 1
-    return [f"{op}: " + ", ".join(f"{path} x{n}" for path, n in paths.most_common())
-            for op, paths in sorted(counts.items())]
+    lines = [f"{op}: " + ", ".join(f"{path} x{n}" for path, n in paths.most_common())
+             for op, paths in sorted(counts.items())]
+    kinds = Counter(chain.node.op for chain in graph.chains)
+    if kinds:
+        lines.append(f"fused row chains: {len(graph.chains)} (" +
+                     ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common()) + ")")
+    return lines
 
 
 def format_plan(graph: Graph) -> List[str]:
-    return [f"{e.node:<32} {e.op:<12} {e.path or '-'}" for e in plan(graph)]
+    """One line per node, then one per fused row chain (``intref.fusion``) with its nodes' paths."""
+    return ([f"{e.node:<32} {e.op:<12} {e.path or '-'}" for e in plan(graph)]
+            + [f"{chain.node.name}  {chain.node.op}  {chain.prepared.path}" for chain in graph.chains])
 
 
 def format_profile(timings: Sequence[tuple]) -> List[str]:
-    """The ``profile`` list of ``intref.run``: per op type (total, share, nodes), then per node."""
+    """The ``profile`` list of ``intref.run``: per op type (total, share, nodes), then per node; a
+    fused row chain is one timed entry, followed by its nodes marked ``fused``."""
     total = sum(seconds for _, seconds in timings) or 1e-12
     by_op, nodes = Counter(), Counter()
     for step, seconds in timings:
@@ -62,6 +74,8 @@ def format_profile(timings: Sequence[tuple]) -> List[str]:
     lines = [f"total {total * 1e3:.1f} ms over {len(timings)} nodes", f"{'op':<14} {'ms':>9} {'share':>6} nodes"]
     lines += [f"{op:<14} {s * 1e3:>9.2f} {s / total:>6.1%} {nodes[op]:>5}" for op, s in by_op.most_common()]
     lines.append(f"{'node':<32} {'op':<12} {'ms':>8}  path")
-    lines += [f"{step.node.name:<32} {step.node.op:<12} {seconds * 1e3:>8.2f}  {step.prepared.path or '-'}"
-              for step, seconds in timings]
+    for step, seconds in timings:
+        lines.append(f"{step.node.name:<32} {step.node.op:<12} {seconds * 1e3:>8.2f}  {step.prepared.path or '-'}")
+        lines += [f"  {member.node.name:<30} {member.node.op:<12} {'fused':>8}  {member.prepared.path or '-'}"
+                  for member in getattr(step, "steps", ())]     # a fused row chain's nodes (intref.fusion)
     return lines

@@ -71,3 +71,49 @@ def i_gelu_planned(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, g
     v += k
     v *= q
     return v
+
+
+FLOAT64_EXACT = 1 << 53
+_SIGN_BIT = np.int64(-(1 << 63))       # a float64's sign bit, in an int64 view
+
+
+def float64_gelu_proven(magnitude: int, b, c, k, guard_shift: int) -> bool:
+    """Whether ``i_gelu_float64`` equals ``i_gelu_planned`` for every ``|q| <= magnitude``: every
+    intermediate below is an integer of magnitude at most 2**53, so each float64 operation is
+    exact. Bounds, per channel and then the widest (``b <= 0``): ``|q| + |b|`` (the first add),
+    ``b**2 + |c|`` (``P``; ``d = min(|q| + b, 0)`` lies in ``[b, 0]``), and
+    ``(floor((b**2 + |c|) / 2**guard) + |k|) * magnitude`` (the last two steps)."""
+    b, c, k = (np.atleast_1d(np.asarray(v, dtype=np.int64)).tolist() for v in (b, c, k))
+    b_mag, c_mag, k_mag = max(-v for v in b), max(abs(v) for v in c), max(abs(v) for v in k)
+    p_mag = b_mag * b_mag + c_mag
+    return (magnitude + b_mag <= FLOAT64_EXACT and p_mag <= FLOAT64_EXACT
+            and ((p_mag >> guard_shift) + 1 + k_mag) * magnitude <= FLOAT64_EXACT)
+
+
+def i_gelu_float64(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, guard_shift: int) -> np.ndarray:
+    """``i_gelu_planned``'s integers computed in float64, as a new float64 array (the ``IGelu`` carrier
+    of a fused chain, ``intref.fusion``). ``q``: integers in any integer or float dtype, not written.
+
+    The same steps on ``v``: ``|q| + b``, ``min(., 0)``, square, ``+ c``, times ``sgn(q)``,
+    ``floor(. * 2**-guard)`` (the arithmetic shift: scaling by a power of two is exact for a nonzero
+    integer below 2**53 and any ``guard <= 62``), ``+ k``, times ``q``. REQUIRE
+    ``float64_gelu_proven(max |q|, b, c, k, guard_shift)``: then every step is exact, and the result is
+    the int64 kernel's value (a zero ``q`` may give ``-0.0``, which is 0).
+
+    ``sgn(q)``: ``q``'s sign bit XORed into ``v``'s (an exact negation where ``q < 0``; where ``q`` is a
+    zero ``v`` keeps its value instead of becoming 0, and the last step multiplies it by that zero).
+    Two integer passes: NumPy's ``sign`` and ``copysign`` run unvectorized, about 5x a multiply here.
+    tests/kernels/test_gelu.py pins it to ``i_gelu_planned`` on both sides of the proof's bound."""
+    qf = q.astype(np.float64, copy=False)
+    v = np.abs(qf)
+    v += b
+    np.minimum(v, 0.0, out=v)
+    v *= v
+    v += c
+    bits = v.view(np.int64)
+    bits ^= np.bitwise_and(qf.view(np.int64), _SIGN_BIT)
+    v *= np.ldexp(1.0, -guard_shift)
+    np.floor(v, out=v)
+    v += k
+    v *= qf
+    return v

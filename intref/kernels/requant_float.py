@@ -83,23 +83,24 @@ def tie_margin(magnitude_bound: int) -> float:
     return float(np.ldexp(1.0, max(int(magnitude_bound).bit_length() - _ERROR_BITS, -1074)))
 
 
-def multiply_float64(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+def multiply_float64(x: np.ndarray, c: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """``fl(fl(x) * c)`` as a new float64 array of the broadcast shape: a per-channel ``c`` widens a
     last axis of 1 (a ``ResidualAdd``'s ``b``). Converted first, then multiplied in place where the
-    shape stays (1.5x faster than NumPy's mixed-type multiply per channel)."""
-    y = x.astype(np.float64)
+    shape stays (1.5x faster than NumPy's mixed-type multiply per channel). ``overwrite``: a float64
+    ``x`` may be that array (a fused chain's own temporary, ``intref.fusion``)."""
+    y = x if overwrite and x.dtype == np.float64 else x.astype(np.float64)
     if np.ndim(c) == 0 or (y.ndim and y.shape[-1] == np.shape(c)[-1]):
         y *= c
         return y
     return y * c
 
 
-def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float]):
+def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float], overwrite: bool = False):
     """``(r, proven)``: ``r = rint(fl(fl(x) * c))`` as float64 and whether every element is at least
     ``EPS`` away from a tie (then ``r == round(x * c)`` wherever ``|x * c|`` is within the bound ``eps``
     was made for). ``eps=None`` takes the bound from this array: every ``|y| <= max|r| + 1``.
     ``x``: any integer array; ``c``: a float64 scalar or per-channel array."""
-    y = multiply_float64(x, c)
+    y = multiply_float64(x, c, overwrite)
     r = np.rint(y)
     if not r.size:
         return r, True
@@ -110,24 +111,38 @@ def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float]):
     return r, float(y.max()) < 0.5 - eps
 
 
+def requantized_float(x: np.ndarray, c: np.ndarray, eps: float, out_type: IntType,
+                      overwrite: bool = False) -> Optional[np.ndarray]:
+    """``Requantize`` with saturation into ``out_type`` as float64 integers, or None when some
+    element is near a tie (the caller then runs the exact integer path). ``x``: integers held in any
+    integer or float dtype (a fused chain's float64 carrier, ``intref.fusion``); written only with
+    ``overwrite`` (``multiply_float64``).
+    REQUIRE ``float_requantize_proven`` and ``eps = tie_margin(2**(out_type.bits + 1))``."""
+    r, proven = rounded_estimate(x, c, eps, overwrite)
+    if not proven:
+        return None
+    np.clip(r, out_type.lo, out_type.hi, out=r)
+    return r
+
+
 def requantize_float(x: np.ndarray, c: np.ndarray, eps: float, out_type: IntType,
                      exact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``Requantize`` with saturation into ``out_type``: the float64 estimate where proven, else
     ``exact(x)`` (the node's integer path) for the whole array. REQUIRE ``float_requantize_proven``
     and ``eps = tie_margin(2**(out_type.bits + 1))``."""
-    r, proven = rounded_estimate(x, c, eps)
-    if not proven:
-        return exact(x)
-    np.clip(r, out_type.lo, out_type.hi, out=r)
-    return r.astype(out_type.storage)
+    r = requantized_float(x, c, eps, out_type)
+    return exact(x) if r is None else r.astype(out_type.storage)
 
 
-def branch_float(x: np.ndarray, c, eps: float, exact: bool):
+def branch_float(x: np.ndarray, c, eps: float, exact: bool, overwrite: bool = False):
     """One ``ResidualAdd`` branch as float64 integers and whether it is proven (``exact``: the
-    multiple-of-``2**s`` case, no rounding and nothing to check; ``c`` is then None for a factor of 1)."""
+    multiple-of-``2**s`` case, no rounding and nothing to check; ``c`` is then None for a factor of 1).
+    ``overwrite``: as in ``multiply_float64``."""
     if exact:                                # an integer below 2**45: exact
-        return (x.astype(np.float64) if c is None else multiply_float64(x, c)), True
-    return rounded_estimate(x, c, eps)
+        if c is None:
+            return (x if overwrite and x.dtype == np.float64 else x.astype(np.float64)), True
+        return multiply_float64(x, c, overwrite), True
+    return rounded_estimate(x, c, eps, overwrite)
 
 
 def branch_constants(multipliers, shifts) -> tuple:
@@ -138,17 +153,25 @@ def branch_constants(multipliers, shifts) -> tuple:
     return (None if exact and np.all(c == 1.0) else c), None, exact
 
 
-def add_requantized_float(a: np.ndarray, b: np.ndarray, branch_a, branch_b, out_type: IntType,
-                          exact: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """``ResidualAdd`` with saturation: both branches as float64 integers, added (exact below 2**53),
-    clamped; ``exact(a, b)`` for the whole array when a branch is not proven. ``branch_*``:
-    ``branch_constants(...)`` of each. REQUIRE
-    ``float_branch_proven`` for both and a saturating fit."""
-    first, proven = branch_float(a, *branch_a)
+def added_requantized_float(a: np.ndarray, b: np.ndarray, branch_a, branch_b, out_type: IntType,
+                            overwrite: bool = False) -> Optional[np.ndarray]:
+    """``ResidualAdd`` with saturation as float64 integers: both branches estimated, added (exact below
+    2**53), clamped; None when a branch is not proven. ``a``, ``b``: integers in any integer or float
+    dtype; ``b`` is not written, ``a`` only with ``overwrite``. ``branch_*``: ``branch_constants(...)`` of each. REQUIRE ``float_branch_proven``
+    for both and a saturating fit."""
+    first, proven = branch_float(a, *branch_a, overwrite=overwrite)
     if proven:
         second, proven = branch_float(b, *branch_b)
     if not proven:
-        return exact(a, b)
+        return None
     first += second                          # a has the output's shape; b may broadcast to it
     np.clip(first, out_type.lo, out_type.hi, out=first)
-    return first.astype(out_type.storage)
+    return first
+
+
+def add_requantized_float(a: np.ndarray, b: np.ndarray, branch_a, branch_b, out_type: IntType,
+                          exact: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``added_requantized_float`` as ``out_type``'s storage, or ``exact(a, b)`` for the whole array
+    when a branch is not proven."""
+    r = added_requantized_float(a, b, branch_a, branch_b, out_type)
+    return exact(a, b) if r is None else r.astype(out_type.storage)

@@ -42,3 +42,11 @@ def requantize_by_table(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``table[x mod 2**n]``: ``x`` an array of the type's storage dtype (its bits, read unsigned,
     are the index). One gather; ``x`` is not written."""
     return np.take(table, x.view(np.dtype(f"u{x.dtype.itemsize}")))
+
+
+def table_is_identity(table: np.ndarray, in_type: IntType) -> bool:
+    """Whether ``table`` (``requantize_table``'s) gives every value of ``in_type`` back unchanged: the
+    op is then the identity on every legal input (a requantization between scales that differ by less
+    than half a step at the type's extremes), and the plan skips it."""
+    values = np.arange(in_type.lo, in_type.hi + 1, dtype=np.int64)
+    return bool(np.array_equal(table[values & np.int64((1 << in_type.bits) - 1)].astype(np.int64), values))

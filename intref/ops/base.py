@@ -110,6 +110,15 @@ class Prepared:
     run: Callable[..., Tuple[np.ndarray, ...]]
     path: str = ""
     outputs_in_type: bool = False
+    # Fused row chains (``intref.fusion``). ``carrier(x, *others)``: the op on one block of rows whose
+    # first input holds exact integers in any dtype (float64 between fused ops), returning its exact
+    # output values (float64 or the storage dtype) or None where a proof fails on this block (the chain
+    # then runs the block's integer path). Set only where the op's result never needs the run's
+    # overflow policy. ``gemm`` (``Linear``): the BLAS result of a whole input, exact integers in float,
+    # with ``epilogue(raw rows)`` the integer rows ``run`` returns and ``carrier(raw rows)`` them as float64.
+    carrier: Optional[Callable[..., Optional[np.ndarray]]] = None
+    gemm: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    epilogue: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 class Op:

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import ShapeMismatchError
 from ..kernels.blocks import map_row_blocks
-from ..kernels.gelu import i_gelu_planned
+from ..kernels.gelu import float64_gelu_proven, i_gelu_float64, i_gelu_planned
+from ..kernels.gemm_plan import type_magnitude
 from ..kernels.gelu_bounds import output_range
 from ..spec.gelu import GeluParams
 from .base import Attr, Op, Prepared, Result, channel_count, per_channel, require_type
@@ -47,5 +48,19 @@ class IGelu(Op):
         def run(x_array):   # elementwise: row blocks give the same int64 array (kernels.blocks)
             return (map_row_blocks(rows, (x_array,), np.int64),)
 
+        # A fused chain's block (intref.fusion): in float64 where every legal input proves it exact.
+        carried_float = float64_gelu_proven(type_magnitude(x.type.lo, x.type.hi), *consts, params.guard_shift)
+        if carried_float:
+            float_consts = tuple(c.astype(np.float64) for c in consts)
+
+            def carrier(x_block):
+                return i_gelu_float64(x_block, *float_consts, params.guard_shift)
+        else:
+            def carrier(x_block):
+                return i_gelu_planned(x_block.astype(np.int64, copy=False), *consts, params.guard_shift)
+
         path = f"int64, output proven in {out.name}" if in_type else "int64"
-        return Prepared((Result(x.shape, lo, hi),), run, path, outputs_in_type=in_type)
+        if in_type:
+            path += ", float64 in a fused chain" if carried_float else ", int64 in a fused chain"
+        return Prepared((Result(x.shape, lo, hi),), run, path, outputs_in_type=in_type,
+                        carrier=carrier if in_type else None)

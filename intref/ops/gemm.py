@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RangeAnalysisError, ShapeMismatchError
+from ..kernels.gemm import FLOAT64_EXACT
 from ..kernels.gemm_plan import GemmPlan, matmul_planned, plan_gemm, type_magnitude
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type, same_dim
 
@@ -79,7 +80,39 @@ class Linear(Op):
                 acc += bias_out                                        # in place: the plan's bound holds it
             return (acc.reshape(x_array.shape[:-1] + (n_out,)),)
 
-        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k))
+        split = _fusable_split(plan, k, weight_t, b if bias is not None else None, out_types[0],
+                               type_magnitude(x.type.lo, x.type.hi) * int((positive - negative).max())
+                               + int(np.abs(b).max(initial=0)))
+        return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k), **split)
+
+
+def _fusable_split(plan: GemmPlan, k: int, weight_t: np.ndarray, bias, out_type, result_bound: int) -> dict:
+    """``Prepared``'s ``gemm``, ``epilogue`` and ``carrier`` for a fused chain (``intref.fusion``), or
+    nothing: only where one BLAS call gives the exact sums (the ``float32 x1`` and ``float64`` paths),
+    the bound proves every result inside the declared type (so the run's overflow policy never acts on
+    it) and within 2**53 (so the float64 carrier holds it with the bias added)."""
+    one_call = plan.path == "float64" or (plan.path == "float32" and plan.chunk >= k)
+    if not one_call or result_bound > min(out_type.hi, -out_type.lo, FLOAT64_EXACT):
+        return {}
+    bias_int = None if bias is None else bias.astype(plan.out_dtype)
+    bias_float = None if bias is None else bias.astype(np.float64)
+
+    def gemm(x_array):     # the exact sums, still in the BLAS float type, one row per input row
+        return np.matmul(plan.operand(x_array.reshape(-1, k)), weight_t)
+
+    def epilogue(raw_rows):   # as run's: the integer sums plus the bias
+        acc = raw_rows.astype(plan.out_dtype)
+        if bias_int is not None:
+            acc += bias_int
+        return acc
+
+    def carrier(raw_rows):    # the same integers in float64: each below 2**53, the sum too
+        acc = raw_rows.astype(np.float64)
+        if bias_float is not None:
+            acc += bias_float
+        return acc
+
+    return dict(gemm=gemm, epilogue=epilogue, carrier=carrier)
 
 
 def positive_part(w: np.ndarray) -> np.ndarray:

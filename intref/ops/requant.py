@@ -33,10 +33,11 @@ from ..kernels.requant_fast import add_requantized_int64, int64_product_proven, 
 from ..kernels.requant_addshift import (add_requantized_addshift, addshift_proven, requantize_addshift,
                                         round_shift_in_place,
                                         requantize_split_addshift, split_addshift_proven)
-from ..kernels.requant_float import (add_requantized_float, branch_constants, float_branch_proven,
-                                     float_requantize_proven, requantize_float, scale_float64, tie_margin)
+from ..kernels.requant_float import (add_requantized_float, added_requantized_float, branch_constants,
+                                     float_branch_proven, float_requantize_proven, requantize_float,
+                                     requantized_float, scale_float64, tie_margin)
 from ..kernels.requant_split import requantize_split, split_product_proven
-from ..kernels.requant_table import requantize_by_table, requantize_table, table_fits
+from ..kernels.requant_table import requantize_by_table, requantize_table, table_fits, table_is_identity
 from ..spec import requant as spec
 from ..inttypes import MAX_SHIFT
 from ..spec.rounding import ROUNDING_MODES
@@ -107,12 +108,21 @@ def plan_requantize(x, m, s, rounding: str):
 
 
 def _float_requantize(exact, m, s, out):
-    """The ``float64 near-tie`` kernel (``kernels.requant_float``) falling back to ``exact``."""
+    """The ``float64 near-tie`` kernel (``kernels.requant_float``) falling back to ``exact``, and its
+    carrier (``Prepared.carrier``: the estimate, or None near a tie)."""
     c, eps = scale_float64(m, s), tie_margin(1 << (out.bits + 1))
 
     def kernel(x_array):
         return requantize_float(x_array, c, eps, out, exact)
-    return kernel
+
+    def carrier(x_block):
+        return requantized_float(x_block, c, eps, out, overwrite=True)
+    return kernel, carrier
+
+
+def _as_int64(x_block):
+    """A carrier's integers (float64 below 2**53, or an integer dtype) as int64, for an integer kernel."""
+    return x_block.astype(np.int64, copy=False)
 
 
 class Requantize(Op):
@@ -144,32 +154,49 @@ class Requantize(Op):
             def kernel(x_array):
                 return requantize(_as_kernel_input(x_array), m, s, **options)
 
+        integer_kernel = kernel
+
+        def carrier(x_block):   # the integer path on a fused chain's block
+            return integer_kernel(_as_int64(x_block))
+
         tabled = table_fits(x.type, isinstance(m, tuple) or isinstance(s, tuple))   # a gather beats any pass
         if not tabled and float_requantize_proven(attrs["rounding"], attrs["overflow"], s):
-            path, kernel = f"float64 near-tie, else {path}", _float_requantize(kernel, m, s, out)
+            path = f"float64 near-tie, else {path}"
+            kernel, carrier = _float_requantize(kernel, m, s, out)
         elif tabled:
             table = requantize_table(x.type, kernel).astype(out.storage, copy=False)   # every input value, once
+            if table_is_identity(table, x.type):
+                return Prepared((Result(x.shape, x.lo, x.hi),), lambda x_array: (x_array.astype(out.storage, copy=False),),
+                                f"identity (its {table.shape[0]}-entry table maps every value to itself, by {path})",
+                                outputs_in_type=True, carrier=lambda x_block: x_block)
             path = f"table ({table.shape[0]} entries, by {path})"
-            elementwise = kernel
+            elementwise, mask = kernel, np.intp((1 << x.type.bits) - 1)
 
             def kernel(x_array):   # values held by the interpreter are in the storage dtype: the table's index
                 if x_array.dtype != x.type.storage:
                     return elementwise(x_array)
                 return requantize_by_table(x_array, table)
 
+            def carrier(x_block):   # the index as requantize_table makes it: v mod 2**n
+                return np.take(table, x_block.astype(np.intp) & mask)
+
         def run(x_array):   # every path is elementwise: row blocks give the same array (kernels.blocks)
             return (map_row_blocks(kernel, (x_array,), out.storage),)
 
-        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
+        return Prepared((Result(x.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True,
+                        carrier=carrier)
 
 
 def _float_add(exact, consts, out):
-    """The ``float64 near-tie`` sum (``kernels.requant_float``) falling back to ``exact``."""
+    """The ``float64 near-tie`` sum (``kernels.requant_float``) falling back to ``exact``, and its carrier."""
     branches = {side: branch_constants(*consts[side]) for side in consts}
 
     def kernel(a_array, b_array):
         return add_requantized_float(a_array, b_array, branches["a"], branches["b"], out, exact)
-    return kernel
+
+    def carrier(a_block, b_block):
+        return added_requantized_float(a_block, b_block, branches["a"], branches["b"], out, overwrite=True)
+    return kernel, carrier
 
 
 class ResidualAdd(Op):
@@ -226,12 +253,19 @@ class ResidualAdd(Op):
 
         path = " + ".join(paths) if set(paths) <= {"int64 add-shift", "int64"} else " + ".join(
             name if name.startswith("int64") else "split95" for name in paths)   # no split32 kernel for a sum
+        integer_kernel = kernel
+
+        def carrier(a_block, b_block):   # the integer path on a fused chain's block
+            return integer_kernel(_as_int64(a_block), b_block)
+
         magnitudes = {side: type_magnitude(value.type.lo, value.type.hi) for side, value in (("a", a), ("b", b))}
         if attrs["overflow"] == "saturate" and all(float_branch_proven(magnitudes[side], *consts[side], attrs["rounding"])
                                                    for side in consts):
-            path, kernel = f"float64 near-tie, else {path}", _float_add(kernel, consts, out)
+            path = f"float64 near-tie, else {path}"
+            kernel, carrier = _float_add(kernel, consts, out)
 
         def run(a_array, b_array):   # b is a's shape or broadcasts on the last axis only: row blocks
             return (map_row_blocks(kernel, (a_array, b_array), out.storage),)
 
-        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True)
+        return Prepared((Result(a.shape, max(lo, out.lo), min(hi, out.hi)),), run, path, outputs_in_type=True,
+                        carrier=carrier)

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from intref.errors import DtypeError, RangeError, ShapeError
 from intref.inttypes import IntType
-from intref.kernels.gelu import i_gelu
+from intref.kernels.gelu import float64_gelu_proven, i_gelu, i_gelu_float64, i_gelu_planned
 from intref.quant.gelu import prepare_gelu
 import intref.spec.gelu as spec
 from intref.spec.gelu import GeluParams
@@ -223,3 +223,42 @@ def test_scalar_and_empty_inputs():
     assert_identical(i_gelu(5, PARAMS8), np.asarray(spec.i_gelu(5, PARAMS8), dtype=np.int64))
     assert_identical(i_gelu(np.int8(-7), PARAMS8), np.asarray(spec.i_gelu(-7, PARAMS8), dtype=np.int64))
     assert_identical(i_gelu(np.zeros((0, 3), dtype=np.int8), PER_CHANNEL), np.zeros((0, 3), dtype=np.int64))
+
+
+# --- the float64 carrier of a fused chain (intref.fusion) --------------------------------------------
+
+def float64_boundary_magnitude(b, c, k, guard):
+    """The largest |q| ``float64_gelu_proven`` accepts for these constants."""
+    m = min((1 << 53) // (((b * b + abs(c)) >> guard) + 1 + abs(k)), (1 << 53) + b)
+    assert float64_gelu_proven(m, b, c, k, guard) and not float64_gelu_proven(m + 1, b, c, k, guard)
+    return m
+
+
+@given(st.integers(-(1 << 17), -1), st.integers(-(1 << 40), 1 << 40), st.integers(-(1 << 22), 1 << 22),
+       st.integers(0, 20), st.integers(0, 2**32 - 1))
+def test_float64_gelu_equals_the_int64_kernel_up_to_its_proof_bound(b, c, k, guard, seed):
+    m = min(float64_boundary_magnitude(b, c, k, guard), (1 << 31) - 1)
+    rng = np.random.default_rng(seed)
+    edges = [0, 1, -1, m, -m, m - 1, 1 - m, -b, b, -b + 1, b - 1, -b - 1, b + 1]
+    q = np.array([v for v in edges if abs(v) <= m] + rng.integers(-m, m, size=64, endpoint=True).tolist(),
+                 dtype=np.int64)
+    consts = [np.int64(v) for v in (b, c, k)]
+    expected = i_gelu_planned(q, *consts, guard)
+    got = i_gelu_float64(q, *[np.float64(v) for v in (b, c, k)], guard)
+    assert got.dtype == np.float64
+    assert_identical(got.astype(np.int64), expected, context=f"b={b} c={c} k={k} guard={guard} m={m}")
+    assert_identical(i_gelu_float64(q.astype(np.float64), *[np.float64(v) for v in (b, c, k)], guard).astype(np.int64),
+                     expected, context="float64 input")
+
+
+def test_float64_gelu_bound_is_needed():
+    """Just past the bound an odd product above 2**53 has no float64: the proof is not vacuous."""
+    b, c, k, guard = -1024, (1 << 40) + 3 * (1 << 14), 0, 14       # |q| >= 1024: t = (c >> 14) + k = 2**26 + 3
+    m = float64_boundary_magnitude(b, c, k, guard)
+    t = (c >> guard) + k
+    q = np.array([v for v in range((1 << 53) // t + 1, (1 << 53) // t + 9) if v % 2], dtype=np.int64)
+    assert q.min() > m and (q * t > 1 << 53).all()
+    expected = i_gelu_planned(q, np.int64(b), np.int64(c), np.int64(k), guard)
+    assert_identical(expected, q * t, context="int64 kernel")
+    got = i_gelu_float64(q, np.float64(b), np.float64(c), np.float64(k), guard).astype(np.int64)
+    assert (got != expected).all()

@@ -57,9 +57,25 @@ def test_profile_collects_one_timing_per_node_and_changes_no_result():
     graph = load(BUNDLE)
     feeds = {p.stem: np.load(p) for p in FEEDS.glob("*.npy")}
     timings = []
-    profiled = run(graph, feeds, profile=timings)
+    profiled = run(graph, feeds, profile=timings, fuse=False)
     assert [step.node.name for step, _ in timings] == [n.name for n in graph.nodes]
     assert all(seconds >= 0 for _, seconds in timings)
     plain = run(graph, feeds)
     assert all(np.array_equal(profiled[k], plain[k]) for k in plain)
     assert len(format_profile(timings)) == 3 + len({n.op for n in graph.nodes}) + len(graph.nodes)
+    # fused: one entry per chain (intref.fusion) in place of its nodes, listed after it
+    fused = []
+    assert all(np.array_equal(run(graph, feeds, profile=fused)[k], plain[k]) for k in plain)
+    assert graph.chains
+    inside = {name for chain in graph.chains for name in chain.names}
+    expected = []
+    tails = {chain.names[-1]: chain for chain in graph.chains}
+    for n in graph.nodes:
+        if n.name in tails:
+            expected.append(tails[n.name].node.name)
+        elif n.name not in inside:
+            expected.append(n.name)
+    assert [step.node.name for step, _ in fused] == expected
+    lines = format_profile(fused)       # the chains' entries, then every node once
+    assert len(lines) == 3 + len({step.node.op for step, _ in fused}) + len(graph.chains) + len(graph.nodes)
+    assert sum(line.split()[2:3] == ["fused"] for line in lines) == len(inside)
