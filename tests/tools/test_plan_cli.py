@@ -28,7 +28,8 @@ def test_every_gemm_and_requantization_node_names_its_path():
         if e.op in ("Linear", "MatMul"):
             assert e.path.split()[0] in ("float32", "float64", "int64", "scan"), e
         if e.op == "Requantize":
-            by = re.fullmatch(r"table \(\d+ entries, by (.+)\)|float64 near-tie, else (.+)", e.path)
+            by = re.fullmatch(r"table \(\d+ entries, by (.+)\)|float64 near-tie, else (.+)"
+                              r"|identity \(its \d+-entry table maps every value to itself, by (.+)\)", e.path)
             assert (by.group(by.lastindex) if by else e.path) in REQUANTIZE_PATHS, e
     assert any(line.startswith("Linear: ") for line in plan_summary(graph))
 
