@@ -4,7 +4,7 @@ Normalises the last axis of ``q`` (any leading dims) with the integer steps of t
 spec module holds the formula, the REQUIREs, every intermediate's width and the proofs. int64
 throughout: ``|sum(q)| <= 2**63``, ``var < 2**63`` and ``|y * factor| < 2**32`` are guaranteed by
 ``LayerNormParams`` for every legal input, so no step can wrap. No float, no Python loop over
-elements or rows (``isqrt`` loops over its <= 6 Newton passes).
+elements or rows (``isqrt_planned``: a float estimate and one integer correction each way).
 
 Accuracy against float64 LayerNorm of the same integers (derived, not fitted)
 -----------------------------------------------------------------------------
@@ -54,7 +54,7 @@ from .. import _checks
 from ..errors import DtypeError, ShapeError
 from ..spec.layernorm import LayerNormParams
 from ..spec.layernorm_bounds import FACTOR_NUMERATOR
-from .sqrt import isqrt
+from .sqrt import isqrt_planned
 from .rounding import div_round_half_even
 
 _WHERE = "i_layernorm"
@@ -97,7 +97,7 @@ def layernorm_rows(q: np.ndarray, params: LayerNormParams) -> np.ndarray:
     ysh = y >> np.int64(shift)                                 # floor(y / 2**shift)
     ysh *= ysh
     var = np.sum(ysh, axis=-1, keepdims=True, dtype=np.int64)  # <= variance_bound < 2**63
-    root = isqrt(var)
+    root = isqrt_planned(var)                                  # 0 <= var <= variance_bound < 2**63
     # factor = floor(2**31 / (root * 2**shift)) = floor(floor(2**31 / 2**shift) / root): nested
     # floor divisions by positive integers compose, and std = root << shift is never formed
     # (it could pass 2**63 for a large shift). root == 0 (std == 0) gives factor 0.

