@@ -10,7 +10,8 @@ quotient, the i-GELU converts its input to int64, and so on. A chain
 skips those conversions. The ``Linear`` hands over its BLAS result (``Prepared.gemm``, exact integers
 in float32 or float64); each block of rows is converted to float64 once (``Linear``'s ``carrier``: the
 sums plus the bias, all below 2**53), passed through each op's ``carrier`` (the op on exact integers
-held in float64, under the same proofs as the op's ``float64 near-tie`` path, or its integer kernel),
+held in float64, under the same proofs as the op's ``float64 near-tie`` path, or its integer kernel:
+``ILayerNorm``'s, whose normalization group is a row, as a block's rows are),
 and written once in the last op's storage dtype. A block where a carrier cannot prove its result (an
 element near a rounding tie) is recomputed by the ops' integer paths, from the ``Linear``'s integer
 sums (``Prepared.epilogue``) through each op's ``run``. Either way each value is the one the unfused

@@ -33,5 +33,9 @@ class ILayerNorm(Op):
         def run(x_array):   # a row is its normalization group: row blocks give the same int64 array
             return (map_row_blocks(lambda block: layernorm_rows(block, params), (x_array,), np.int64),)
 
+        def carrier(x_block):   # a fused chain's block of whole rows (intref.fusion): the int64 kernel
+            return layernorm_rows(x_block.astype(np.int64, copy=False), params)
+
         path = f"int64, output proven in {out_types[0].name}" if in_type else "int64"
-        return Prepared((Result(x.shape, lo, hi),), run, path, outputs_in_type=in_type)
+        return Prepared((Result(x.shape, lo, hi),), run, path, outputs_in_type=in_type,
+                        carrier=carrier if in_type else None)

@@ -29,7 +29,7 @@ def ints(rng, lo, hi, shape, dtype):
 
 def ffn_graph(rng, *, tie: bool, per_channel: bool, gelu_scale=1e-4, rounding="half_even"):
     """The base model's chains: Linear > ResidualAdd(stored bias) > Requantize; Linear > IGelu >
-    Requantize > Requantize (table); Linear > ResidualAdd(activation). ``tie``: multipliers of
+    Requantize > Requantize (table); Linear > ResidualAdd(activation) > ILayerNorm > Requantize. ``tie``: multipliers of
     ``2**(s-j)`` (a factor of ``2**-j``), so every sum that is ``2**(j-1)`` mod ``2**j`` is a tie."""
     b = GraphBuilder("chains", symbols=SYMBOLS)
     x = b.input("x", "int8", ["batch", "seq", K])
@@ -68,7 +68,11 @@ def ffn_graph(rng, *, tie: bool, per_channel: bool, gelu_scale=1e-4, rounding="h
     y = linear("ffn.linear2", h, N, N)
     y = b.add("ResidualAdd", [y, res], "int16", name="ffn.sum", attributes=dict(
         multiplier_a=mult(N, 40, 10), shift_a=40, multiplier_b=5, shift_b=int(tie), rounding=rounding))
-    b.output(y)
+    # ... > ILayerNorm (a row-wise op: a block is whole rows) > Requantize
+    y = b.add("ILayerNorm", [y], "int32", name="ln",
+              attributes=dict(shift=2, bias_int=ints(rng, -(1 << 20), 1 << 20, (N,), np.int64).tolist()))
+    b.output(b.add("Requantize", [y], "int8", name="out",
+                   attributes=dict(multiplier=mult(N, 40, 20), shift=40, rounding=rounding)))
     return b.build()
 
 
@@ -82,7 +86,8 @@ def feeds(rng, shape=(3, 700)):
 def test_the_plan_finds_the_base_models_chains():
     graph = ffn_graph(np.random.default_rng(0), tie=False, per_channel=True)
     assert [chain.names for chain in graph.chains] == [
-        ("q.linear", "q.rebias", "q"), ("ffn.linear1", "gelu", "gelu.out", "ffn.mid"), ("ffn.linear2", "ffn.sum")]
+        ("q.linear", "q.rebias", "q"), ("ffn.linear1", "gelu", "gelu.out", "ffn.mid"),
+        ("ffn.linear2", "ffn.sum", "ln", "out")]
     assert "fused row chains: 3" in " ".join(plan_summary(graph))
     assert any(line.startswith("q.linear+q.rebias+q") for line in format_plan(graph))
 
@@ -95,8 +100,8 @@ def test_fused_run_equals_the_unfused_run_bit_for_bit(seed, tie, per_channel, ge
     graph = ffn_graph(rng, tie=tie, per_channel=per_channel, gelu_scale=gelu_scale, rounding=rounding)
     f = feeds(rng)
     unfused = intref.run(graph, f, fuse=False)
-    assert_identical(intref.run(graph, f)["ffn.sum"], unfused["ffn.sum"], context="fused == unfused")
-    assert_identical(intref.run(graph, f, trace=True)["ffn.sum"], unfused["ffn.sum"], context="trace")
+    assert_identical(intref.run(graph, f)["out"], unfused["out"], context="fused == unfused")
+    assert_identical(intref.run(graph, f, trace=True)["out"], unfused["out"], context="trace")
 
 
 def test_a_tie_is_resolved_by_the_integer_path_and_that_is_what_keeps_it_exact(monkeypatch):
@@ -107,7 +112,7 @@ def test_a_tie_is_resolved_by_the_integer_path_and_that_is_what_keeps_it_exact(m
     original = fusion.integer_block
     monkeypatch.setattr(fusion, "integer_block", lambda *args: calls.append(args[0].names) or original(*args))
     unfused = intref.run(graph, f, trace=True)
-    assert_identical(intref.run(graph, f)["ffn.sum"], unfused["ffn.sum"], context="ties")
+    assert_identical(intref.run(graph, f)["out"], unfused["out"], context="ties")
     assert BLOCKS > 1 and calls.count(("q.linear", "q.rebias", "q")) == BLOCKS   # every block holds odd sums
     # The float estimate alone (rint: ties to even) is wrong on those ties under half_away: the
     # fallback, not luck, keeps the fused run exact.
@@ -136,9 +141,9 @@ def test_no_chain_where_a_value_inside_is_asked_for():
     expected = intref.run(graph, f, trace=True)
     # an override of a value inside a chain: that chain runs unfused, the others stay fused
     override = {"gelu.out": np.zeros_like(expected["gelu.out"])}
-    assert set(intref.interpreter.fused_chains(graph, True, override)[1]) == {"q", "ffn.sum"}
+    assert set(intref.interpreter.fused_chains(graph, True, override)[1]) == {"q", "out"}
     got = intref.run(graph, f, overrides=override)
-    assert_identical(got["ffn.sum"], intref.run(graph, f, overrides=override, fuse=False)["ffn.sum"], context="override")
+    assert_identical(got["out"], intref.run(graph, f, overrides=override, fuse=False)["out"], context="override")
     # a value read twice, or a graph output, ends a chain
     b = GraphBuilder("two", symbols=SYMBOLS)
     x = b.input("x", "int8", ["batch", "seq", K])
@@ -179,12 +184,12 @@ def test_profile_lists_a_chain_as_one_entry_and_errors_name_the_node(monkeypatch
     graph = ffn_graph(rng, tie=False, per_channel=True)
     f = feeds(rng)
     timings = []
-    out = intref.run(graph, f, profile=timings)["ffn.sum"]
+    out = intref.run(graph, f, profile=timings)["out"]
     names = [step.node.name for step, _ in timings]
-    assert names == ["q.linear+q.rebias+q", "ffn.linear1+gelu+gelu.out+ffn.mid", "ffn.linear2+ffn.sum"]
+    assert names == ["q.linear+q.rebias+q", "ffn.linear1+gelu+gelu.out+ffn.mid", "ffn.linear2+ffn.sum+ln+out"]
     assert "Fused(Linear>IGelu>Requantize>Requantize)" in "\n".join(format_profile(timings))
 
     def broken(chain, values):
         raise IntrefError("inside a chain")
     monkeypatch.setattr(intref.interpreter, "run_chain", broken)   # the unfused nodes take over
-    assert_identical(intref.run(graph, f)["ffn.sum"], out, context="unfused after an error")
+    assert_identical(intref.run(graph, f)["out"], out, context="unfused after an error")
