@@ -144,6 +144,13 @@ def test_no_chain_where_a_value_inside_is_asked_for():
     assert set(intref.interpreter.fused_chains(graph, True, override)[1]) == {"q", "out"}
     got = intref.run(graph, f, overrides=override)
     assert_identical(got["out"], intref.run(graph, f, overrides=override, fuse=False)["out"], context="override")
+    # an override of a chain's last value: that chain runs unfused, and the next chain, fed the
+    # override (any values of its type, here its extremes), still gives the unfused result
+    for fill in (-128, 127):
+        override = {"q": np.full_like(expected["q"], fill)}
+        assert set(intref.interpreter.fused_chains(graph, True, override)[1]) == {"ffn.mid", "out"}
+        assert_identical(intref.run(graph, f, overrides=override)["out"],
+                         intref.run(graph, f, overrides=override, fuse=False)["out"], context=f"q = {fill}")
     # a value read twice, or a graph output, ends a chain
     b = GraphBuilder("two", symbols=SYMBOLS)
     x = b.input("x", "int8", ["batch", "seq", K])
