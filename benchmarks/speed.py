@@ -20,7 +20,7 @@ at 1 x 128 there); ``--long`` adds 8 x 128, 1 x 512 and 8 x 512 (an hour or more
 shapes with ``--shapes`` (``--models-only`` skips the load, I/O and GEMM rows).
 
     /tmp/ci/.venv/bin/python benchmarks/speed.py [--threads 2] [--repeat 5] [--loads 7] [--long]
-        [--shapes 8x128,1x512 --repeat 1 --models-only] [--io-batch 8]
+        [--shapes 8x128,1x512 --repeat 1 --models-only] [--io-batch 8] [--unfused]
 
 ``--io-batch 8`` dumps and verifies a batch 8 x 128 set (2.3 GB) instead of 1 x 128 (0.57 GB):
 verify's fixed setup (about 1 s: the bundle's load, the graph's sha256) then weighs less.
@@ -46,6 +46,8 @@ def parse_args(argv=None):
                                                          "--long also 8x128,1x512,8x512)")
     parser.add_argument("--long", action="store_true", help="add the batch 8 and seq 512 rows")
     parser.add_argument("--models-only", action="store_true", help="only the intref / reference / float rows")
+    parser.add_argument("--unfused", action="store_true", help="also time intref with fuse=False (every node on "
+                        "its own, intref.fusion) in the same rounds, and check both give the same outputs")
     parser.add_argument("--loads", type=int, default=7, help="bundle loads timed (median)")
     parser.add_argument("--io-batch", type=int, default=1, help="batch of the golden dump and verify set (x 128)")
     parser.add_argument("--calibration", type=int, default=1, help="calibration batches of 4 x 128")
@@ -158,7 +160,7 @@ def interleaved(fns: dict, repeat: int) -> dict:
     return times
 
 
-def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
+def model_rows(model, float_model, graph, shapes, repeat: int, unfused: bool = False) -> list:
     import torch
 
     from intref.interpreter import run
@@ -168,15 +170,24 @@ def model_rows(model, float_model, graph, shapes, repeat: int) -> list:
     for batch, seq in shapes:
         feeds = feeds_for(batch, seq)
         ids, mask = torch.from_numpy(feeds["input_ids"].astype(np.int64)), torch.from_numpy(feeds["attention_mask"].astype(np.int64))
-        times = interleaved({"intref": lambda: run(graph, feeds),
-                             "quant": lambda: model(input_ids=ids, attention_mask=mask),
-                             "float": lambda: float_model(input_ids=ids, attention_mask=mask)}, repeat)
+        fns = {"intref": lambda: run(graph, feeds),
+               "quant": lambda: model(input_ids=ids, attention_mask=mask),
+               "float": lambda: float_model(input_ids=ids, attention_mask=mask)}
+        if unfused:
+            fns["unfused"] = lambda: run(graph, feeds, fuse=False)
+        times = interleaved(fns, repeat)
         med = {k: statistics.median(v) for k, v in times.items()}
         speedup = statistics.median(q / i for q, i in zip(times["quant"], times["intref"]))
         slowdown = statistics.median(i / f for i, f in zip(times["intref"], times["float"]))
         rows.append(f"{f'{batch} x {seq}':<12} {med['intref']:>8.3f}s {med['quant']:>9.3f}s {med['float']:>9.3f}s "
                     f"{speedup:>10.2f}x {slowdown:>12.2f}x")
         print(rows[-1], flush=True)
+        if unfused:
+            fused_out, plain_out = run(graph, feeds), run(graph, feeds, fuse=False)
+            same = all(np.array_equal(fused_out[k], plain_out[k]) for k in fused_out)
+            rows.append(f"{'':<12} unfused (fuse=False) {med['unfused']:.3f} s: fused {med['unfused'] / med['intref']:.2f}x "
+                        f"faster, outputs {'identical' if same else 'DIFFERENT'}")
+            print(rows[-1], flush=True)
         floors = gemm_floor(batch, seq, repeat)
         quarter = med["quant"] / 4
         rows.append(f"{'':<12} the targets: intref <= reference / 4 = {quarter:.3f} s and <= 2 x float = "
@@ -320,7 +331,7 @@ def main(args) -> None:
           f"{transformers.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {platform.machine()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     if args.models_only:
-        model_rows(model, float_model, graph, shapes, args.repeat)
+        model_rows(model, float_model, graph, shapes, args.repeat, args.unfused)
         return
     with tempfile.TemporaryDirectory() as workdir:
         bundle = os.path.join(workdir, "bundle")
@@ -334,7 +345,7 @@ def main(args) -> None:
               f"{figures['run_s']:.2f} s, peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
         print("\n".join(io_rows(graph, bundle, workdir, args.io_batch)), flush=True)
     print("\n".join(gemm_rows(args.repeat)), flush=True)
-    model_rows(model, float_model, graph, shapes, args.repeat)
+    model_rows(model, float_model, graph, shapes, args.repeat, args.unfused)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("all-MiniLM-L6-v2 per sentence: not measured here (benchmarks/bench_minilm.py times intref, the reference "
           "and the float model on real sentences)")
