@@ -71,8 +71,9 @@ def format_profile(timings: Sequence[tuple]) -> List[str]:
     for step, seconds in timings:
         by_op[step.node.op] += seconds
         nodes[step.node.op] += 1
-    lines = [f"total {total * 1e3:.1f} ms over {len(timings)} nodes", f"{'op':<14} {'ms':>9} {'share':>6} nodes"]
-    lines += [f"{op:<14} {s * 1e3:>9.2f} {s / total:>6.1%} {nodes[op]:>5}" for op, s in by_op.most_common()]
+    width = max([14] + [len(op) for op in by_op])                       # "Fused(Linear>...)" names are long
+    lines = [f"total {total * 1e3:.1f} ms over {len(timings)} nodes", f"{'op':<{width}} {'ms':>9} {'share':>6} nodes"]
+    lines += [f"{op:<{width}} {s * 1e3:>9.2f} {s / total:>6.1%} {nodes[op]:>5}" for op, s in by_op.most_common()]
     lines.append(f"{'node':<32} {'op':<12} {'ms':>8}  path")
     for step, seconds in timings:
         lines.append(f"{step.node.name:<32} {step.node.op:<12} {seconds * 1e3:>8.2f}  {step.prepared.path or '-'}")
