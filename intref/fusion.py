@@ -19,8 +19,9 @@ ops give, bit for bit, because:
 
 - every op in a chain is elementwise or treats rows on its own (``kernels.blocks``), so a block of
   rows gives the rows of the whole array;
-- every carrier returns its op's exact output values or None (tests/graph/test_fusion.py pins
-  and whole chains to the unfused run on both sides of the proofs, with ties forced);
+- every carrier returns its op's exact output values or None (tests/graph/test_fusion.py pins whole
+  chains to the unfused run on both sides of the proofs, with ties forced; each op's float64 form
+  has its own kernel test);
 - no intermediate needs the run's overflow policy: the ``Linear`` offers a ``gemm`` only when its
   type bound proves every sum inside its declared type, and the ops after it fit their own outputs
   (``Prepared.outputs_in_type``).

@@ -15,6 +15,7 @@ from .. import _checks
 from ..errors import DtypeError, ShapeError
 from ..spec.gelu import GeluParams
 from ..spec.gelu_bounds import int_type_range
+from .gemm import FLOAT64_EXACT
 
 _WHERE = "i_gelu"
 
@@ -73,7 +74,6 @@ def i_gelu_planned(q: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray, g
     return v
 
 
-FLOAT64_EXACT = 1 << 53
 _SIGN_BIT = np.int64(-(1 << 63))       # a float64's sign bit, in an int64 view
 
 

@@ -83,12 +83,18 @@ def tie_margin(magnitude_bound: int) -> float:
     return float(np.ldexp(1.0, max(int(magnitude_bound).bit_length() - _ERROR_BITS, -1074)))
 
 
+def as_float64(x: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """``x``'s integers as float64: ``x`` itself when it is float64 and ``overwrite`` allows writing it,
+    else a new array."""
+    return x if overwrite and x.dtype == np.float64 else x.astype(np.float64)
+
+
 def multiply_float64(x: np.ndarray, c: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """``fl(fl(x) * c)`` as a new float64 array of the broadcast shape: a per-channel ``c`` widens a
     last axis of 1 (a ``ResidualAdd``'s ``b``). Converted first, then multiplied in place where the
     shape stays (1.5x faster than NumPy's mixed-type multiply per channel). ``overwrite``: a float64
     ``x`` may be that array (a fused chain's own temporary, ``intref.fusion``)."""
-    y = x if overwrite and x.dtype == np.float64 else x.astype(np.float64)
+    y = as_float64(x, overwrite)
     if np.ndim(c) == 0 or (y.ndim and y.shape[-1] == np.shape(c)[-1]):
         y *= c
         return y
@@ -139,7 +145,7 @@ def branch_float(x: np.ndarray, c, eps: float, exact: bool, overwrite: bool = Fa
     ``overwrite``: as in ``multiply_float64``."""
     if exact:                                # an integer below 2**45: exact
         if c is None:
-            return (x if overwrite and x.dtype == np.float64 else x.astype(np.float64)), True
+            return as_float64(x, overwrite), True
         return multiply_float64(x, c, overwrite), True
     return rounded_estimate(x, c, eps, overwrite)
 

@@ -66,7 +66,7 @@ class Linear(Op):
         negative = w.sum(axis=1, dtype=sum_dtype).astype(np.int64) - positive
         hi = (positive * x.hi + negative * x.lo + b).max()
         lo = (positive * x.lo + negative * x.hi + b).min()
-        plan = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
+        plan, result_bound = _linear_plan(x, k, w_max, int((positive - negative).max()), b)
         # Converted once, at load time, and stored K x N row-major: sgemm on a transposed (Fortran-order)
         # operand runs about 15% slower at 128 rows here. One pass from the int8 view (converting first
         # and then transposing the float32 copy took 8x as long: 0.5 s of the base model's load).
@@ -80,22 +80,20 @@ class Linear(Op):
                 acc += bias_out                                        # in place: the plan's bound holds it
             return (acc.reshape(x_array.shape[:-1] + (n_out,)),)
 
-        split = _fusable_split(plan, k, weight_t, b if bias is not None else None, out_types[0],
-                               type_magnitude(x.type.lo, x.type.hi) * int((positive - negative).max())
-                               + int(np.abs(b).max(initial=0)))
+        split = _fusable_split(plan, k, weight_t, bias_out, out_types[0], result_bound)
         return Prepared((Result(x.shape[:-1] + (n_out,), int(lo), int(hi)),), run, plan.describe(k), **split)
 
 
-def _fusable_split(plan: GemmPlan, k: int, weight_t: np.ndarray, bias, out_type, result_bound: int) -> dict:
+def _fusable_split(plan: GemmPlan, k: int, weight_t: np.ndarray, bias_int, out_type, result_bound: int) -> dict:
     """``Prepared``'s ``gemm``, ``epilogue`` and ``carrier`` for a fused chain (``intref.fusion``), or
     nothing: only where one BLAS call gives the exact sums (the ``float32 x1`` and ``float64`` paths),
     the bound proves every result inside the declared type (so the run's overflow policy never acts on
-    it) and within 2**53 (so the float64 carrier holds it with the bias added)."""
+    it) and within 2**53 (so the float64 carrier holds it with the bias added). ``bias_int``: the
+    bias in ``plan.out_dtype`` (``run``'s), or None."""
     one_call = plan.path == "float64" or (plan.path == "float32" and plan.chunk >= k)
     if not one_call or result_bound > min(out_type.hi, -out_type.lo, FLOAT64_EXACT):
         return {}
-    bias_int = None if bias is None else bias.astype(plan.out_dtype)
-    bias_float = None if bias is None else bias.astype(np.float64)
+    bias_float = None if bias_int is None else bias_int.astype(np.float64)
 
     def gemm(x_array):     # the exact sums, still in the BLAS float type, one row per input row
         return np.matmul(plan.operand(x_array.reshape(-1, k)), weight_t)
@@ -122,13 +120,15 @@ def positive_part(w: np.ndarray) -> np.ndarray:
     return w & ~(w >> (w.dtype.itemsize * 8 - 1))
 
 
-def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray) -> GemmPlan:
-    """Plan from the input TYPE (which bounds every value the interpreter can pass, overrides
-    included) and the exact stored weights: a partial sum of output channel n is at most
-    ``max|x| * sum_k |w[n, k]|`` (``abs_row_sum`` is the largest such row sum)."""
+def _linear_plan(x, k: int, w_max: int, abs_row_sum: int, b: np.ndarray):
+    """``(plan, result bound)`` from the input TYPE (which bounds every value the interpreter can
+    pass, overrides included) and the exact stored weights: a partial sum of output channel n is at
+    most ``max|x| * sum_k |w[n, k]|`` (``abs_row_sum`` is the largest such row sum), a result that
+    plus ``max|b|``."""
     magnitude = type_magnitude(x.type.lo, x.type.hi)
     partial = magnitude * abs_row_sum
-    return plan_gemm(magnitude * w_max, partial, k, partial + int(np.abs(b).max(initial=0)))
+    result_bound = partial + int(np.abs(b).max(initial=0))
+    return plan_gemm(magnitude * w_max, partial, k, result_bound), result_bound
 
 
 class MatMul(Op):
