@@ -104,15 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """The command: 0 done (or clean), 1 ``check`` found outputs, 2 bad usage or a missing extra."""
+    try:                         # the names first: a wrong one is a usage error with or without the extra
+        paths = notebook_paths(args.src, args.names)
+    except FileNotFoundError as exc:
+        print(f"intref notebooks: error: {exc}", file=sys.stderr)
+        return 2
     try:
         import nbformat
     except ImportError:
         print(f"intref notebooks: error: nbformat is not installed; {EXTRA_HINT}", file=sys.stderr)
-        return 2
-    try:
-        paths = notebook_paths(args.src, args.names)
-    except FileNotFoundError as exc:
-        print(f"intref notebooks: error: {exc}", file=sys.stderr)
         return 2
     if args.action == "render":
         if not args.out:
