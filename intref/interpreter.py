@@ -4,6 +4,7 @@
     for each step:  outputs = step.run(inputs)
                     each output: check its shape, fit it to its declared type under the
                     overflow policy, store it in its storage dtype
+                    release every value no later step reads (not with trace=True)
     return the graph outputs (every value with trace=True)
 
 Overflow policy (per run): ``check`` raises ``OverflowCheckError`` naming the node, the first
@@ -60,6 +61,7 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     graph.check_storage()
     values.update({name: t.data for name, t in graph.tensors.items()})
     inside, tails = fused_chains(graph, fuse and not trace and not verbose, overrides)
+    released = {} if trace else last_reads(graph, tails)
     for number, step in enumerate(graph.steps, 1):
         if step.node.name in inside:       # computed by its chain, at the chain's last node
             if progress is not None:
@@ -77,6 +79,8 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
             _check_shape(step.node.name, info.name, array, graph.values[info.name].shape, bindings)
             if verbose:
                 log(describe(step.node.name, step.node.op, info.name, info.type, values[info.name]))
+        for name in released.get(number - 1, ()):
+            values.pop(name, None)      # a value made inside a fused chain was never stored
         if profile is not None:
             profile.append((chain or step, perf_counter() - start))
         if progress is not None:
@@ -96,6 +100,30 @@ def fused_chains(graph: Graph, fuse: bool, overrides: Mapping[str, np.ndarray]):
               if not any(info.name in overrides for step in chain.steps for info in step.node.outputs)]
     return (frozenset(name for chain in chains for name in chain.names[:-1]),
             {chain.names[-1]: chain for chain in chains})
+
+
+def last_reads(graph: Graph, tails: Mapping[str, object]) -> dict:
+    """``{step index: names}``: the values the run may drop once that step has run, because no later
+    step reads them. A node inside a fused chain reads its inputs when the chain runs, at its last
+    node (``tails``, from ``fused_chains``). Graph outputs and stored tensors are kept; a value nobody
+    reads goes right after the step that made it. Dropping them lets NumPy reuse their memory for
+    the next temporaries: a base model at 1 x 512 otherwise holds every layer's scores to the end,
+    and its heap grows and faults in fresh pages on every run."""
+    index = {step.node.name: i for i, step in enumerate(graph.steps)}
+    at = {name: index[chain.names[-1]] for chain in tails.values() for name in chain.names}
+    last = {}
+    for i, step in enumerate(graph.steps):
+        when = at.get(step.node.name, i)
+        for info in step.node.outputs:
+            last.setdefault(info.name, when)
+        for name in step.node.inputs:
+            last[name] = max(last.get(name, when), when)
+    keep = set(graph.outputs) | set(graph.tensors)
+    released = {}
+    for name, i in last.items():
+        if name not in keep:
+            released.setdefault(i, []).append(name)
+    return released
 
 
 def _run_fused(graph: Graph, chain, values: dict, overflow: str) -> Tuple[np.ndarray, ...]:
