@@ -10,7 +10,7 @@ and a run reads them back by index ``j = max(row) - q`` clamped at the table's e
 the kernel's arithmetic unchanged, so the result is ``i_softmax``'s, bit for bit
 (tests/kernels/test_softmax_table.py pins it, on both sides of the table's clamp).
 
-Widths: ``q`` int64 holding int<B> values (B <= 48), so ``j <= 2**B - 1`` is an int64; codes
+Widths: ``q`` holds int<B> values (B <= 48), so ``j <= 2**B - 1`` is an int64; codes
 ``e <= 2**(exp_bits-1) - 1 <= 2**31 - 1`` are stored as int32; ``sum(e) <= 2**32`` by the
 row-length REQUIRE of ``i_softmax`` (the op checks it at load time) and ``e * factor <= 2**32``.
 """
@@ -60,16 +60,25 @@ def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxPar
                             overwrite_q: bool = False) -> np.ndarray:
     """``i_softmax(q, params)`` along the last axis, reading exp codes from ``table``.
 
-    REQUIRE (the op's load-time checks; nothing is re-checked here): ``q`` int64, at least 1-D,
-    values in int<params.input_bits>, rows no longer than ``params.max_row_length()``;
-    ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's storage dtype).
-    ``overwrite_q``: ``q`` is a scratch array of the caller's, and ``max(row) - q`` is written over it.
+    REQUIRE (the op's load-time checks; nothing is re-checked here): ``q`` a signed integer array of
+    at most 64 bits, at least 1-D, values in int<params.input_bits>, rows no longer than
+    ``params.max_row_length()``; ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's
+    storage dtype). ``overwrite_q``: an int64 ``q`` is a scratch array of the caller's, and
+    ``max(row) - q`` is written over it; any other ``q`` is read only (``j`` is then a new int64
+    array: the max of an int32 row is taken in int32, and the subtraction widens on the fly, one
+    pass fewer than a widened copy first).
+
+    The final clamp at ``output_max`` is skipped where it is proven idle: ``e <= sum(e)``, so
+    ``e * factor <= 2**FACTOR_BITS`` and ``out <= 2**output_bits``, which is ``output_max`` itself
+    for I-BERT's 256 (tests/kernels/test_softmax_table.py runs 255 and 256, both sides of it).
     """
-    j = np.subtract(q.max(axis=-1, keepdims=True), q, out=q if overwrite_q else None)   # in [0, 2**B - 1]
+    scratch = q if overwrite_q and q.dtype == np.int64 else None
+    j = np.subtract(q.max(axis=-1, keepdims=True), q, out=scratch, dtype=np.int64)   # in [0, 2**B - 1]
     e = np.take(table, j, mode="clip")                                  # int32 codes; j >= 0: min(j, end)
     total = e.sum(axis=-1, keepdims=True, dtype=np.int64)               # <= 2**32
     factor = np.int64(1 << FACTOR_BITS) // np.maximum(total, 1)         # sum 0: every e is 0, out 0
     out = np.multiply(e, factor, out=j)                                 # e * factor <= 2**32, int64 (j is spent)
-    out >>= np.int64(FACTOR_BITS - params.output_bits)
-    np.minimum(out, np.int64(params.output_max), out=out)
+    out >>= np.int64(FACTOR_BITS - params.output_bits)                  # <= 2**output_bits
+    if params.output_max < 1 << params.output_bits:
+        np.minimum(out, np.int64(params.output_max), out=out)
     return out.astype(out_dtype)

@@ -62,11 +62,11 @@ class ISoftmax(Op):
         if exp_table_fits(params):
             table = exp_code_table(params)                     # built once, at load time
 
-            def rows_kernel(scores):
-                return softmax_rows_from_table(scores, table, params, out_dtype, overwrite_q=True)   # a new array
+            def rows_kernel(scores, scratch):
+                return softmax_rows_from_table(scores, table, params, out_dtype, overwrite_q=scratch)   # a new array
             path = f"exp table ({table.shape[0]} entries)"
         else:
-            def rows_kernel(scores):
+            def rows_kernel(scores, scratch):
                 return i_softmax(scores, params)
             path = "i-exp"
 
@@ -77,30 +77,35 @@ class ISoftmax(Op):
         return Prepared((Result(x.shape, *params.output_range()),), run, path, outputs_in_type=True)
 
 
-def masked_scores(x_block, mask_block, future_block, lo: int, hi: int) -> np.ndarray:
-    """The scores the kernel sees, as a new int64 array: a mask value <= ``lo`` sets its score to
-    ``lo``; any other is added and the sum clamped to ``[lo, hi]``; a causal ``future`` key gets ``lo``.
-    ``x + mask`` fits int64: the scores are at most 48 bits, so is the mask. A mask block of zeros
-    (no padding) changes nothing (``lo < 0`` and the scores are already in ``[lo, hi]``) and is skipped."""
+def masked_scores(x_block, mask_block, future_block, lo: int, hi: int):
+    """``(scores, scratch)``: the scores the kernel sees. A mask value <= ``lo`` sets its score to ``lo``;
+    any other is added and the sum clamped to ``[lo, hi]``; a causal ``future`` key gets ``lo``. Then
+    ``scores`` is a new int64 array (``scratch``: the kernel may write it). ``x + mask`` fits int64: the
+    scores are at most 48 bits, so is the mask. With no mask, or a mask block of zeros (no padding:
+    ``lo < 0`` and the scores are already in ``[lo, hi]``) and no future keys, nothing changes and
+    ``scores`` is ``x_block`` itself, not copied (``scratch`` False: the caller's value, read only)."""
+    masked = mask_block is not None and np.any(mask_block)
+    if not masked and future_block is None:
+        return x_block, False
     scores = x_block.astype(np.int64)
-    if mask_block is not None and np.any(mask_block):
+    if masked:
         mask64 = mask_block.astype(np.int64)
         scores += mask64
         np.clip(scores, lo, hi, out=scores)
         np.copyto(scores, np.int64(lo), where=mask64 <= lo)
     if future_block is not None:
         np.copyto(scores, np.int64(lo), where=future_block)
-    return scores
+    return scores, True
 
 
 def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, rows_kernel, out_dtype):
-    """``rows_kernel(masked scores)`` over blocks of rows (``kernels.blocks``); the mask is sliced
+    """``rows_kernel(*masked_scores(...))`` over blocks of rows (``kernels.blocks``); the mask is sliced
     from its broadcast view, never materialized at the scores' size. Where neither a causal mask
     nor the additive mask varies over the query axis, the rows of every trailing leading axis over
     which the mask is constant form one run (all heads and queries of a sequence under a
     ``[batch, 1, 1, seq]`` padding mask), so a block spans heads; else blocks of query rows."""
     if x_array.ndim < 2:
-        return rows_kernel(masked_scores(x_array, mask_array, None, lo, hi))
+        return rows_kernel(*masked_scores(x_array, mask_array, None, lo, hi))
     keys, query_axis = x_array.shape[-1], x_array.ndim - 2
     mask_shape = (1,) * x_array.ndim if mask_array is None else \
         (1,) * (x_array.ndim - mask_array.ndim) + mask_array.shape
@@ -116,7 +121,7 @@ def softmax_in_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, r
     out = np.empty(scores.shape, dtype=out_dtype)
     for lead in np.ndindex(*outer):   # a run's one mask row is passed whole to each of its blocks
         runs = (scores[lead],) if mask_rows is None else (scores[lead], mask_rows[lead])
-        out[lead] = map_row_blocks(lambda block, row=None: rows_kernel(masked_scores(block, row, None, lo, hi)),
+        out[lead] = map_row_blocks(lambda block, row=None: rows_kernel(*masked_scores(block, row, None, lo, hi)),
                                    runs, out_dtype)
     return out.reshape(x_array.shape)
 
@@ -131,7 +136,7 @@ def _query_row_blocks(x_array, mask_array, causal: bool, lo: int, hi: int, rows_
     for lead in np.ndindex(*x_array.shape[:-2]):
         for start in range(0, queries, step):
             rows = lead + (slice(start, start + step),)
-            out[rows] = rows_kernel(masked_scores(x_array[rows], None if mask_full is None else mask_full[rows],
+            out[rows] = rows_kernel(*masked_scores(x_array[rows], None if mask_full is None else mask_full[rows],
                                                   None if future is None else future[start:start + step], lo, hi))
     return out
 

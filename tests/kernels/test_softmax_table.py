@@ -53,6 +53,11 @@ def test_table_softmax_equals_the_kernel(scale, rounding, clamp, exp_bits, out_b
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(q, kept)                                   # q is not written by default
+    # the op hands unmasked scores over in their storage dtype, read only even with overwrite_q
+    stored = q.astype(np.int16 if input_bits <= 16 else np.int32)
+    np.testing.assert_array_equal(softmax_rows_from_table(stored, table, params, out_dtype_of(params),
+                                                          overwrite_q=True), expected)
+    np.testing.assert_array_equal(stored, kept)
     np.testing.assert_array_equal(softmax_rows_from_table(q, table, params, out_dtype_of(params),
                                                           overwrite_q=True), expected)
 

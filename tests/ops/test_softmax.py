@@ -248,8 +248,11 @@ def test_row_runs_span_heads_exactly_as_query_blocks():
     rng = np.random.default_rng(7)
     lo, hi = -(1 << 15), (1 << 15) - 1
 
-    def rows_kernel(scores):   # any row-wise function that depends on the row's order and content
-        return np.cumsum(scores, axis=-1) % 251
+    calls = []
+
+    def rows_kernel(scores, scratch):   # any row-wise function that depends on the row's order and content
+        calls.append((scratch, np.shares_memory(scores, x)))   # unmasked scores are x itself, read only
+        return np.cumsum(scores, axis=-1, dtype=np.int64) % 251
 
     for x_shape, mask_shape in (((2, 3, 100, 2048), None), ((2, 3, 100, 2048), (2, 1, 1, 2048)),
                                 ((2, 3, 5, 16), (1, 3, 1, 16)), ((2, 3, 5, 16), (2, 3, 1, 16)),
@@ -260,6 +263,11 @@ def test_row_runs_span_heads_exactly_as_query_blocks():
         x = rng.integers(lo, hi + 1, size=x_shape, dtype=np.int64).astype(np.int32)
         mask = None if mask_shape is None else np.asarray(rng.choice(np.array([0, 5, -7, lo - 1], np.int32),
                                                                      size=mask_shape))
+        kept = x.copy()
         got = softmax_in_row_blocks(x, mask, False, lo, hi, rows_kernel, np.int64)
         expected = _query_row_blocks(x, mask, False, lo, hi, rows_kernel, np.int64)
         assert_identical(got, expected, context=f"scores {x_shape}, mask {mask_shape}")
+        assert_identical(x, kept, context="the scores are not written")
+        assert calls and all(scratch != shared for scratch, shared in calls), calls
+        assert (mask is None or not mask.any()) == (not any(scratch for scratch, _ in calls))
+        calls.clear()
