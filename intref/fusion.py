@@ -76,6 +76,9 @@ class Chain:
     def prepared(self) -> ChainPath:
         return ChainPath("fused rows, float64 carried: " + "; ".join(s.prepared.path or "-" for s in self.steps))
 
+    def run(self, values: dict) -> np.ndarray:
+        return run_chain(self, values)
+
 
 def find_chains(graph: Graph) -> Tuple[Chain, ...]:
     """Every maximal chain of the graph (module docstring), in execution order of their heads."""

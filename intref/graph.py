@@ -105,8 +105,9 @@ class Graph:
         if len(self.tensors) != len(tensors):
             raise DuplicateNameError("two tensors share a name")
         self.steps, self.values, self.may_overflow = _analyse(self, tuple(nodes))
-        from .fusion import find_chains      # the plan's fused row chains (it reads the analysed graph)
-        self.chains = find_chains(self)
+        from .fusion import find_chains      # the plan's fused chains (they read the analysed graph)
+        from .fusion_attention import find_attention
+        self.chains = find_chains(self) + find_attention(self)
 
     @property
     def nodes(self) -> Tuple[Node, ...]:

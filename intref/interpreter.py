@@ -23,7 +23,6 @@ import numpy as np
 
 from . import _checks
 from .errors import FeedError, IntrefError, format_index
-from .fusion import run_chain
 from .graph import Graph, Step, ValueInfo
 from .heap import keep_freed_pages
 from .inttypes import OVERFLOW_MODES, IntType
@@ -43,7 +42,7 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
     after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
     call and the fit of its outputs (``intref.plan.format_profile`` prints it); a fused chain is one
-    entry. ``fuse``: run the graph's fused row chains (``intref.fusion``: the same values, bit for
+    entry. ``fuse``: run the graph's fused chains (``intref.fusion``, ``intref.fusion_attention``: the same values, bit for
     bit) where no value inside one is asked for (``trace``, ``verbose``, ``overrides``).
 
     The first call in a process sets glibc's malloc to keep freed pages (``intref.heap``;
@@ -130,7 +129,7 @@ def _run_fused(graph: Graph, chain, values: dict, overflow: str) -> Tuple[np.nda
     """The chain's last output; an error inside it is raised again by the unfused nodes, so that it
     names the node and the index as a run without fusion would."""
     try:
-        return (run_chain(chain, values),)
+        return (chain.run(values),)
     except IntrefError:
         inner = dict(values)
         for step in chain.steps:

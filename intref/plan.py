@@ -15,9 +15,11 @@ interpreter then skips its min/max scan of that output (``Prepared.outputs_in_ty
 because every value the interpreter holds fits its type (overrides included) while an override
 may leave an analysed range.
 
-The plan also holds the graph's fused row chains (``intref.fusion``, ``graph.chains``): a ``Linear``
-whose one BLAS call is exact and the elementwise ops after it, run block by block on exact integers
-carried in float64 (an ``IGelu``'s path says whether it is carried in float64 or int64).
+The plan also holds the graph's fused chains (``graph.chains``): row chains (``intref.fusion``), a
+``Linear`` whose one BLAS call is exact and the elementwise ops after it, run block by block on exact
+integers carried in float64 (an ``IGelu``'s path says whether it is carried in float64 or int64); and
+fused attentions (``intref.fusion_attention``), scores > softmax > context with the scores and the
+probabilities carried in float32.
 
 ``intref inspect`` prints ``plan_summary``; ``intref inspect --plan`` and ``intref run
 --profile`` print one line per node, and one per chain.
@@ -52,20 +54,20 @@ def plan_summary(graph: Graph) -> List[str]:
              for op, paths in sorted(counts.items())]
     kinds = Counter(chain.node.op for chain in graph.chains)
     if kinds:
-        lines.append(f"fused row chains: {len(graph.chains)} (" +
+        lines.append(f"fused chains: {len(graph.chains)} (" +
                      ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common()) + ")")
     return lines
 
 
 def format_plan(graph: Graph) -> List[str]:
-    """One line per node, then one per fused row chain (``intref.fusion``) with its nodes' paths."""
+    """One line per node, then one per fused chain with its nodes' paths."""
     return ([f"{e.node:<32} {e.op:<12} {e.path or '-'}" for e in plan(graph)]
             + [f"{chain.node.name}  {chain.node.op}  {chain.prepared.path}" for chain in graph.chains])
 
 
 def format_profile(timings: Sequence[tuple]) -> List[str]:
     """The ``profile`` list of ``intref.run``: per op type (total, share, nodes), then per node; a
-    fused row chain is one timed entry, followed by its nodes marked ``fused``."""
+    fused chain is one timed entry, followed by its nodes marked ``fused``."""
     total = sum(seconds for _, seconds in timings) or 1e-12
     by_op, nodes = Counter(), Counter()
     for step, seconds in timings:
@@ -78,5 +80,5 @@ def format_profile(timings: Sequence[tuple]) -> List[str]:
     for step, seconds in timings:
         lines.append(f"{step.node.name:<32} {step.node.op:<12} {seconds * 1e3:>8.2f}  {step.prepared.path or '-'}")
         lines += [f"  {member.node.name:<30} {member.node.op:<12} {'fused':>8}  {member.prepared.path or '-'}"
-                  for member in getattr(step, "steps", ())]     # a fused row chain's nodes (intref.fusion)
+                  for member in getattr(step, "steps", ())]     # a fused chain's nodes
     return lines

@@ -74,6 +74,14 @@ def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxPar
     """
     scratch = q if overwrite_q and q.dtype == np.int64 else None
     j = np.subtract(q.max(axis=-1, keepdims=True), q, out=scratch, dtype=np.int64)   # in [0, 2**B - 1]
+    return softmax_from_distances(j, table, params).astype(out_dtype)
+
+
+def softmax_from_distances(j: np.ndarray, table: np.ndarray, params: SoftmaxParams) -> np.ndarray:
+    """The softmax of rows given as ``j = max(row) - q`` (int64 or intp, ``j >= 0``; written over), as
+    int64 in ``[0, output_max]``: the exp codes read from ``table``, normalized and clamped as in
+    ``softmax_rows_from_table``, which calls it (so does the fused attention, ``intref.fusion_attention``,
+    with ``j`` from scores carried in float32)."""
     e = np.take(table, j, mode="clip")                                  # int32 codes; j >= 0: min(j, end)
     total = e.sum(axis=-1, keepdims=True, dtype=np.int64)               # <= 2**32
     factor = np.int64(1 << FACTOR_BITS) // np.maximum(total, 1)         # sum 0: every e is 0, out 0
@@ -81,4 +89,4 @@ def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxPar
     out >>= np.int64(FACTOR_BITS - params.output_bits)                  # <= 2**output_bits
     if params.output_max < 1 << params.output_bits:
         np.minimum(out, np.int64(params.output_max), out=out)
-    return out.astype(out_dtype)
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import AttributeError_, RangeAnalysisError, ShapeMismatchError, TypeMismatchError
 from ..kernels.blocks import map_row_blocks, rows_per_block
 from ..kernels.softmax import i_softmax
-from ..kernels.softmax_table import exp_code_table, exp_table_fits, softmax_rows_from_table
+from ..kernels.softmax_table import exp_code_table, exp_table_fits, softmax_from_distances, softmax_rows_from_table
 from ..spec.softmax import EXP_ROUNDING_MODES, SoftmaxParams
 from .base import Attr, Op, Prepared, Result, broadcast_dims, require_rank, require_type
 
@@ -73,14 +73,29 @@ class ISoftmax(Op):
         def run(x_array, mask_array=None):
             return (softmax_in_row_blocks(x_array, mask_array, causal, lo, hi, rows_kernel, out_dtype),)
 
+        carrier = None
+        if path != "i-exp" and not causal:
+            def carrier(scores, mask_block=None):
+                """Rows of a fused attention (``intref.fusion_attention``): ``scores`` exact integers of
+                the scores' type held in a float array the carrier may write, ``mask_block`` the mask's
+                block or None where no mask applies. Returns the output values, any integer dtype.
+                REQUIRE every ``max(row) - score`` <= 2**24 (the scores GEMM's bound proves it), so
+                the float subtraction is exact and ``j`` is the integer kernel's."""
+                if mask_block is not None and np.any(mask_block):
+                    return rows_kernel(*masked_scores(scores, mask_block, None, lo, hi))   # int64 scores
+                j = np.subtract(scores.max(axis=-1, keepdims=True), scores, out=scores)
+                return softmax_from_distances(j.astype(np.intp), table, params)
+
         # every output is clamped to [0, output_max], inside the output type (checked above): never scanned
-        return Prepared((Result(x.shape, *params.output_range()),), run, path, outputs_in_type=True)
+        return Prepared((Result(x.shape, *params.output_range()),), run, path, outputs_in_type=True,
+                        carrier=carrier)
 
 
 def masked_scores(x_block, mask_block, future_block, lo: int, hi: int):
     """``(scores, scratch)``: the scores the kernel sees. A mask value <= ``lo`` sets its score to ``lo``;
     any other is added and the sum clamped to ``[lo, hi]``; a causal ``future`` key gets ``lo``. Then
-    ``scores`` is a new int64 array (``scratch``: the kernel may write it). ``x + mask`` fits int64: the
+    ``scores`` is a new int64 array (``scratch``: the kernel may write it; ``x_block`` may hold its
+    integers in a float array, as a fused attention's scores do). ``x + mask`` fits int64: the
     scores are at most 48 bits, so is the mask. With no mask, or a mask block of zeros (no padding:
     ``lo < 0`` and the scores are already in ``[lo, hi]``) and no future keys, nothing changes and
     ``scores`` is ``x_block`` itself, not copied (``scratch`` False: the caller's value, read only)."""

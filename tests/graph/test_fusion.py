@@ -88,7 +88,7 @@ def test_the_plan_finds_the_base_models_chains():
     assert [chain.names for chain in graph.chains] == [
         ("q.linear", "q.rebias", "q"), ("ffn.linear1", "gelu", "gelu.out", "ffn.mid"),
         ("ffn.linear2", "ffn.sum", "ln", "out")]
-    assert "fused row chains: 3" in " ".join(plan_summary(graph))
+    assert "fused chains: 3" in " ".join(plan_summary(graph))
     assert any(line.startswith("q.linear+q.rebias+q") for line in format_plan(graph))
 
 
@@ -223,5 +223,5 @@ def test_profile_lists_a_chain_as_one_entry_and_errors_name_the_node(monkeypatch
 
     def broken(chain, values):
         raise IntrefError("inside a chain")
-    monkeypatch.setattr(intref.interpreter, "run_chain", broken)   # the unfused nodes take over
+    monkeypatch.setattr(fusion.Chain, "run", broken)   # the unfused nodes take over
     assert_identical(intref.run(graph, f)["out"], out, context="unfused after an error")
