@@ -94,6 +94,19 @@ def test_padding_of_one_sequence_and_of_several(batch, block_bytes, monkeypatch)
                      context=f"batch {batch}, padded")
 
 
+def test_the_scores_bound_at_its_float32_boundary():
+    """int8 x int8 over d = 512 keys' width: |scores| <= 128 * 128 * 512 = 2**23, the largest bound the
+    plan takes (every max(row) - score <= 2**24, exact in float32); d = 513 is past it and stays unfused.
+    At d = 512 the extreme rows reach 2**23 and -127 * 128 * 512, a distance of 2**24 - 2**16."""
+    at = attention_graph(d=512, seq=64)
+    assert len(at.chains) == 1 and attention_graph(d=513, seq=64).chains == ()
+    f = feeds(np.random.default_rng(6), 2, 8, d=512, padded=2, extremes=True)
+    f["q"][:, :, 2] = 127                                  # a row reaching -127 * 128 * 512 against k = -128
+    assert_identical(intref.run(at, f)["context"], intref.run(at, f, fuse=False)["context"], context="d = 512")
+    scores = intref.run(at, f, trace=True)["scores"]
+    assert scores.max() == 1 << 23 and scores.min() == -127 * 128 * 512
+
+
 def test_block_shapes():
     assert fusion_attention._blocking(12, 128, 128) == (8, 128)       # 64 KB a head: 8 heads a block
     assert fusion_attention._blocking(12, 512, 512) == (1, 256)       # 1 MB a head: half its rows
