@@ -64,16 +64,21 @@ def softmax_rows_from_table(q: np.ndarray, table: np.ndarray, params: SoftmaxPar
     at most 64 bits, at least 1-D, values in int<params.input_bits>, rows no longer than
     ``params.max_row_length()``; ``table = exp_code_table(params)``. Returns ``out_dtype`` (i_softmax's
     storage dtype). ``overwrite_q``: an int64 ``q`` is a scratch array of the caller's, and
-    ``max(row) - q`` is written over it; any other ``q`` is read only (``j`` is then a new int64
-    array: the max of an int32 row is taken in int32, and the subtraction widens on the fly, one
-    pass fewer than a widened copy first).
+    ``max(row) - q`` is written over it; any other ``q`` is read only. An n-bit ``q`` (the scores'
+    int32 storage) is never widened: ``max(row) - q`` lies in ``[0, 2**n - 1]``, so the n-bit
+    subtraction, which wraps modulo 2**n, holds it exactly when its bits are read as unsigned; that
+    is then converted to the index type once (two cheap passes where a widening subtraction costs
+    about three: mixed-dtype ufuncs run through NumPy's casting buffers).
 
     The final clamp at ``output_max`` is skipped where it is proven idle: ``e <= sum(e)``, so
     ``e * factor <= 2**FACTOR_BITS`` and ``out <= 2**output_bits``, which is ``output_max`` itself
     for I-BERT's 256 (tests/kernels/test_softmax_table.py runs 255 and 256, both sides of it).
     """
-    scratch = q if overwrite_q and q.dtype == np.int64 else None
-    j = np.subtract(q.max(axis=-1, keepdims=True), q, out=scratch, dtype=np.int64)   # in [0, 2**B - 1]
+    if q.dtype == np.int64:
+        j = np.subtract(q.max(axis=-1, keepdims=True), q, out=q if overwrite_q else None)   # in [0, 2**B - 1]
+    else:   # n-bit storage: max - q is in [0, 2**n - 1], which the wrapping n-bit difference holds as unsigned
+        unsigned = np.dtype(f"u{q.dtype.itemsize}")
+        j = np.subtract(q.max(axis=-1, keepdims=True), q).view(unsigned).astype(np.intp)
     return softmax_from_distances(j, table, params).astype(out_dtype)
 
 
