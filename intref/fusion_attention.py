@@ -101,7 +101,8 @@ def find_attention(graph: Graph) -> Tuple[AttentionChain, ...]:
 
 
 def _context_plan(graph: Graph, scores: Step, softmax: Step, context: Step) -> Optional[Tuple[GemmPlan, str]]:
-    """The context GEMM's float32 plan and its description, or None where the triple does not fuse (module docstring)."""
+    """The context GEMM's float32 plan and its description, or None where the triple does not fuse
+    (module docstring)."""
     values = graph.values
     a, b = (values[name] for name in scores.node.inputs)
     v = values[context.node.inputs[1]]
@@ -109,7 +110,9 @@ def _context_plan(graph: Graph, scores: Step, softmax: Step, context: Step) -> O
     lead = a.shape[:-2]
     if len(a.shape) < 3 or b.shape[:-2] != lead or v.shape[:-2] != lead:
         return None
-    dim = lambda d: d if isinstance(d, int) else graph.symbols[d]                     # noqa: E731
+    def dim(d):                          # a symbol's largest value
+        return d if isinstance(d, int) else graph.symbols[d]
+
     k_scores = dim(a.shape[-1])
     score_bound = type_magnitude(a.type.lo, a.type.hi) * type_magnitude(b.type.lo, b.type.hi) * k_scores
     if 2 * score_bound > FLOAT32_EXACT or score_bound > min(s_type.hi, -s_type.lo):

@@ -42,8 +42,9 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, overflow: str = "check
     ``progress`` (an ``intref.progress.Progress``, or any callable) hears ``("run", done, total, node)``
     after each node. ``profile``: a list that receives one ``(step, seconds)`` per node, the op
     call and the fit of its outputs (``intref.plan.format_profile`` prints it); a fused chain is one
-    entry. ``fuse``: run the graph's fused chains (``intref.fusion``, ``intref.fusion_attention``: the same values, bit for
-    bit) where no value inside one is asked for (``trace``, ``verbose``, ``overrides``).
+    entry. ``fuse``: run the graph's fused chains (``intref.fusion``, ``intref.fusion_attention``: the
+    same values, bit for bit) where no value inside one is asked for (``trace``, ``verbose``,
+    ``overrides``).
 
     The first call in a process sets glibc's malloc to keep freed pages (``intref.heap``;
     ``INTREF_MALLOC=system`` opts out).
