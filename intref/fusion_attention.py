@@ -19,9 +19,11 @@ and the only integers written are the context's. Each is the unfused value, bit 
   ``B = max|a| * max|b| * K <= 2**23``, so every partial sum is exact in float32 and so is each row's
   ``max(row) - s <= 2 * B <= 2**24``; ``B`` also lies inside the scores' declared type, so the
   unfused run's overflow policy never acts on a score;
-- the softmax reads the same integers (a block with a nonzero mask takes the op's integer path:
-  int64 scores, the mask added and clamped, as unfused); rows are independent, so a block of rows
-  (of one or of several heads) gives the rows of the whole;
+- the softmax reads the same integers: a padding mask (0 or the scores' minimum) sets the masked
+  scores to that minimum in float32 (``ISoftmax``'s carrier says why the table index stays the
+  integer kernel's), and a block under any other mask value (an additive bias) takes the op's
+  integer path; rows are independent, so a block of rows (of one or of several heads) gives the
+  rows of the whole;
 - the context GEMM's plan takes ``output_max`` for the probabilities' magnitude, and its result
   bound lies inside the context's declared type (so again no overflow policy acts).
 

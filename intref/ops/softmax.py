@@ -80,9 +80,17 @@ class ISoftmax(Op):
                 the scores' type held in a float array the carrier may write, ``mask_block`` the mask's
                 block or None where no mask applies. Returns the output values, any integer dtype.
                 REQUIRE every ``max(row) - score`` <= 2**24 (the scores GEMM's bound proves it), so
-                the float subtraction is exact and ``j`` is the integer kernel's."""
+                the float subtraction is exact and ``j`` is the integer kernel's.
+
+                A padding mask (every value 0 or at most ``lo``) sets its masked scores to ``lo``, which
+                is -2**(bits-1), a float32 too. Then ``max(row) - s`` is exact wherever it is below
+                2**24, and beyond that the table's clamp (at most 2**21 entries) reads its last code
+                whatever the float32 rounding: the index is the integer kernel's. Any other mask value
+                (an additive bias) takes the op's integer path for the block."""
                 if mask_block is not None and np.any(mask_block):
-                    return rows_kernel(*masked_scores(scores, mask_block, None, lo, hi))   # int64 scores
+                    if not np.all((mask_block == 0) | (mask_block <= lo)):
+                        return rows_kernel(*masked_scores(scores, mask_block, None, lo, hi))   # int64 scores
+                    np.copyto(scores, scores.dtype.type(lo), where=mask_block != 0)
                 j = np.subtract(scores.max(axis=-1, keepdims=True), scores, out=scores)
                 return softmax_from_distances(j.astype(np.intp), table, params)
 

@@ -22,7 +22,7 @@ SOFTMAX_ATTRS = ("x0_int", "b_int", "c_int", "exp_clamp", "exp_multiplier", "exp
 
 
 def attention_graph(*, d=16, seq=512, qk="int8", rounding="half_even", output_max=256, causal=False,
-                    scale=2e-3, outputs=("context",)):
+                    scale=2e-3, outputs=("context",), fill=-(1 << 31)):
     """q, k, v ``[batch, heads, seq, d]``, a 0/1 padding mask, scores = q @ k^T, the integer softmax,
     context = probs @ v: I-BERT's attention as ``intref.models.ibert`` builds it."""
     b = GraphBuilder("attention", symbols={"batch": 4, "seq": seq})
@@ -30,7 +30,7 @@ def attention_graph(*, d=16, seq=512, qk="int8", rounding="half_even", output_ma
     k = b.input("k", qk, ["batch", 3, "seq", d])
     v = b.input("v", "int8", ["batch", 3, "seq", d])
     keep = b.input("keep", "int8", ["batch", "seq"], range=(0, 1))
-    mask = b.add("PaddingMask", [keep], "int32", name="mask")
+    mask = b.add("PaddingMask", [keep], "int32", name="mask", attributes={"fill": fill})
     scores = b.add("MatMul", [q, k], "int32", name="scores", attributes={"transpose_b": True})
     sm = prepare_softmax(scale, exp_rounding=rounding, output_max=output_max, input_bits=32)
     attrs = {name: getattr(sm, name) for name in SOFTMAX_ATTRS}
@@ -85,9 +85,11 @@ def test_fused_attention_equals_the_unfused_ops_bit_for_bit(seed, shape, padded,
 
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("block_bytes", [1 << 19, 700])
-def test_padding_of_one_sequence_and_of_several(batch, block_bytes, monkeypatch):
-    """The mask ``[batch, 1, 1, seq]`` is sliced per block in its own shape (a batch of 1 too)."""
-    graph = attention_graph()
+@pytest.mark.parametrize("fill", [-(1 << 31), -(1 << 31) + 1, -1000])
+def test_padding_of_one_sequence_and_of_several(batch, block_bytes, fill, monkeypatch):
+    """The mask ``[batch, 1, 1, seq]`` is sliced per block in its own shape (a batch of 1 too). A fill
+    at the scores' minimum masks (float32 path); one above it is an additive bias (integer path)."""
+    graph = attention_graph(fill=fill)
     f = feeds(np.random.default_rng(batch), batch, 9, padded=3, extremes=True)
     monkeypatch.setattr(fusion_attention, "ATTENTION_BLOCK_BYTES", block_bytes)
     assert_identical(intref.run(graph, f)["context"], intref.run(graph, f, fuse=False)["context"],
