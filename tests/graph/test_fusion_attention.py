@@ -156,3 +156,30 @@ def test_an_override_inside_runs_the_three_ops_unfused():
     assert intref.interpreter.fused_chains(graph, True, {"probs": probs})[1] == {}
     got = intref.run(graph, f, overrides={"probs": probs})["context"]
     assert_identical(got, (511 * f["v"][:, :, :1].astype(np.int32)).repeat(20, axis=2), context="override")
+
+
+@pytest.mark.parametrize("mask_dims", [("batch", 1, 1, "seq"), ("batch", 3, "seq", "seq"), ("seq", "seq"),
+                                       (1, 3, 1, "seq"), ("seq",)])
+@pytest.mark.parametrize("values", [(0, -(1 << 31)), (0, 5, -7, -(1 << 31))])
+@pytest.mark.parametrize("block_bytes", [1 << 19, 700])
+def test_masks_of_every_broadcast_shape(mask_dims, values, block_bytes, monkeypatch):
+    """A mask input of any shape that broadcasts to the scores, sliced per block on its own axes:
+    a padding one (0 or the minimum: the float32 path) and an additive one (the integer path)."""
+    b = GraphBuilder("masks", symbols={"batch": 4, "seq": 64})
+    q, k, v = (b.input(n, "int8", ["batch", 3, "seq", 16]) for n in "qkv")
+    mask = b.input("mask", "int32", list(mask_dims))
+    scores = b.add("MatMul", [q, k], "int32", name="scores", attributes={"transpose_b": True})
+    sm = prepare_softmax(2e-3, input_bits=32)
+    probs = b.add("ISoftmax", [scores, mask], "uint9", name="probs",
+                  attributes={name: getattr(sm, name) for name in SOFTMAX_ATTRS})
+    b.output(b.add("MatMul", [probs, v], "int32", name="context"))
+    graph = b.build()
+    assert len(graph.chains) == 1
+    rng = np.random.default_rng(len(mask_dims) * 10 + len(values))
+    f = feeds(rng, 2, 11, extremes=True)
+    del f["keep"]
+    shape = tuple({"batch": 2, "seq": 11}.get(d, d) for d in mask_dims)
+    f["mask"] = rng.choice(np.array(values, dtype=np.int32), size=shape, p=None)
+    monkeypatch.setattr(fusion_attention, "ATTENTION_BLOCK_BYTES", block_bytes)
+    assert_identical(intref.run(graph, f)["context"], intref.run(graph, f, fuse=False)["context"],
+                     context=f"mask {mask_dims} of {values}")
