@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overflow", choices=("check", "saturate", "wrap"), default="check", help=OVERFLOW_HELP)
     p.add_argument("--verbose", action="store_true", help="one line per node: name, op, type, shape, [min, max]")
     p.add_argument("--profile", action="store_true", help="time per op type and per node, with each node's path")
-    p.add_argument("--no-fuse", action="store_true", help="run every node on its own, not the plan's fused row "
+    p.add_argument("--no-fuse", action="store_true", help="run every node on its own, not the plan's fused "
                                                           "chains (the same values: a fused chain is timed as one)")
     p.set_defaults(func=_run)
 

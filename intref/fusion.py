@@ -35,7 +35,6 @@ broadcast on the last axis. A run fuses them unless it must show the values in b
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -80,14 +79,20 @@ class Chain:
         return run_chain(self, values)
 
 
-def find_chains(graph: Graph) -> Tuple[Chain, ...]:
-    """Every maximal chain of the graph (module docstring), in execution order of their heads."""
+def sole_readers(graph: Graph) -> Dict[str, Step]:
+    """``{value: step}`` for every value that is not a graph output and is read exactly once, by that
+    step: the values a fused chain may carry without storing them."""
     readers: Dict[str, List[Step]] = {}
     for step in graph.steps:
-        for name in set(step.node.inputs):
+        for name in step.node.inputs:             # a step reading a value twice is two reads
             readers.setdefault(name, []).append(step)
-    uses = Counter(name for step in graph.steps for name in step.node.inputs)
     outputs = set(graph.outputs)
+    return {name: steps[0] for name, steps in readers.items() if len(steps) == 1 and name not in outputs}
+
+
+def find_chains(graph: Graph) -> Tuple[Chain, ...]:
+    """Every maximal chain of the graph (module docstring), in execution order of their heads."""
+    sole = sole_readers(graph)
     chains = []
     for head in graph.steps:
         if head.prepared.gemm is None:
@@ -95,10 +100,8 @@ def find_chains(graph: Graph) -> Tuple[Chain, ...]:
         members = [head]
         while True:
             (value,) = [info.name for info in members[-1].node.outputs]
-            if value in outputs or uses[value] != 1:
-                break
-            (reader,) = readers[value]
-            if not _carries(graph, reader, value):
+            reader = sole.get(value)
+            if reader is None or not _carries(graph, reader, value):
                 break
             members.append(reader)
         if len(members) > 1:

@@ -42,7 +42,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .fusion import Chain, ChainPath
+from .fusion import Chain, ChainPath, sole_readers
 from .graph import Graph, Step
 from .kernels.gemm import FLOAT32_EXACT
 from .kernels.gemm_plan import GemmPlan, matmul_planned, plan_gemm, type_magnitude
@@ -74,19 +74,13 @@ class AttentionChain(Chain):
 
 def find_attention(graph: Graph) -> Tuple[AttentionChain, ...]:
     """Every scores > softmax > context triple of the graph that fuses (module docstring)."""
-    readers = {}
-    for step in graph.steps:
-        for name in step.node.inputs:
-            readers.setdefault(name, []).append(step)
-    outputs = set(graph.outputs)
+    sole = sole_readers(graph)
 
     def only_reader(step: Step, op: str) -> Optional[Step]:
+        """The ``op`` step that reads ``step``'s value, once and as its first input, or None."""
         (value,) = [info.name for info in step.node.outputs]
-        found = readers.get(value, [])
-        if value in outputs or len(found) != 1 or found[0].node.op != op or found[0].node.inputs[0] != value \
-                or value in found[0].node.inputs[1:]:
-            return None
-        return found[0]
+        reader = sole.get(value)
+        return reader if reader is not None and reader.node.op == op and reader.node.inputs[0] == value else None
 
     chains = []
     for scores in graph.steps:

@@ -116,6 +116,8 @@ class Prepared:
     # then runs the block's integer path). Set only where the op's result never needs the run's
     # overflow policy. ``gemm`` (``Linear``): the BLAS result of a whole input, exact integers in float,
     # with ``epilogue(raw rows)`` the integer rows ``run`` returns and ``carrier(raw rows)`` them as float64.
+    # ``ISoftmax``'s carrier has the fused attention's contract instead (``intref.fusion_attention``):
+    # ``carrier(scores in float32, mask block or None)``, the probabilities in an integer dtype.
     carrier: Optional[Callable[..., Optional[np.ndarray]]] = None
     gemm: Optional[Callable[[np.ndarray], np.ndarray]] = None
     epilogue: Optional[Callable[[np.ndarray], np.ndarray]] = None
