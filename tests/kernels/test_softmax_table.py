@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from intref.kernels import softmax_table
 from intref.kernels.softmax import exp_code_folded, exp_reduce_and_poly, i_softmax
 from intref.kernels.softmax_table import (TABLE_MAX_ENTRIES, exp_code_table, exp_table_entries, exp_table_fits,
                                           softmax_rows_from_table)
@@ -68,7 +69,7 @@ def test_every_table_entry_is_the_kernels_code(rounding):
     on the same rows: the softmax of that row is a function of ``e(-j)`` (and ``e(0)``)."""
     params = prepare_softmax(1e-3, exp_rounding=rounding, exp_bits=16, input_bits=32)
     table = exp_code_table(params)
-    assert table.shape == (exp_table_entries(params),) and table.dtype == np.int32
+    assert table.shape == (exp_table_entries(params),) and table.dtype == np.int64
     assert table.shape[0] == 1 - params.exp_input_floor()
     j = np.arange(table.shape[0] + 3, dtype=np.int64)            # three past the end: the clamp
     q = np.stack([np.zeros_like(j), -j], axis=-1)
@@ -79,6 +80,20 @@ def test_every_table_entry_is_the_kernels_code(rounding):
         z, r = exp_range_reduce(-j_value, params)
         spec_codes.append(params.exp_code(exp_poly(r, params), z))
     np.testing.assert_array_equal(table[some], spec_codes)
+
+
+def test_nodes_with_the_same_params_share_one_read_only_table_while_it_is_held():
+    params = prepare_softmax(1e-3, input_bits=32)
+    table = exp_code_table(params)
+    assert exp_code_table(dataclasses.replace(params)) is table          # equal params: the same array
+    assert not table.flags.writeable
+    with pytest.raises(ValueError):
+        table[0] = 0
+    other_params = dataclasses.replace(params, exp_rounding="half_up")
+    other = exp_code_table(other_params)
+    assert other is not table and other_params in softmax_table._TABLES
+    del other                                                            # no holder left: not kept
+    assert other_params not in softmax_table._TABLES and params in softmax_table._TABLES
 
 
 def test_the_plan_takes_the_table_up_to_its_size_limit():
@@ -92,7 +107,7 @@ def test_the_plan_takes_the_table_up_to_its_size_limit():
 def table_entry_by_entry(params):
     """The table as the kernel computes every ``x = -j`` on its own (the build before the grid)."""
     z, p = exp_reduce_and_poly(-np.arange(exp_table_entries(params), dtype=np.int64), params)
-    return exp_code_folded(z, p, params).astype(np.int32)
+    return exp_code_folded(z, p, params).astype(np.int64)
 
 
 @given(st.floats(2e-4, 5e-2), st.sampled_from(EXP_ROUNDING_MODES), st.integers(0, 30), st.integers(2, 32),
