@@ -14,14 +14,12 @@ Widths: ``q`` holds int<B> values (B <= 48), so ``j <= 2**B - 1`` is an int64; c
 ``e <= 2**(exp_bits-1) - 1 <= 2**31 - 1`` are stored as int64, so that the read, the row sum and the
 normalization all run in one native dtype (on a 131,072-element block NumPy's ``take`` of 8-byte items
 ran 1.7x faster than of 4-byte ones, and an int32 sum into int64 3.7x slower than an int64 sum: the
-whole softmax 10% faster for a table twice the size, 3.2 MB for the reference settings, shared by
-every node with the same params); ``sum(e) <= 2**32`` by the row-length REQUIRE of ``i_softmax`` (the
-op checks it at load time) and ``e * factor <= 2**32``.
+whole softmax 10% faster, for a table twice the size: 3.2 MB for the base model's settings, one per
+layer, since each layer's scores have their own scale); ``sum(e) <= 2**32`` by the row-length REQUIRE
+of ``i_softmax`` (the op checks it at load time) and ``e * factor <= 2**32``.
 """
 
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 
@@ -29,7 +27,6 @@ from ..spec.softmax import FACTOR_BITS, SoftmaxParams
 from .softmax import exp_code_folded, exp_reduce_and_poly
 
 TABLE_MAX_ENTRIES = 1 << 21         # 16 MB of int64: larger tables cost more to build than they save
-_TABLES = weakref.WeakValueDictionary()   # params -> its table, while some prepared node holds it
 
 
 def exp_table_entries(params: SoftmaxParams) -> int:
@@ -43,9 +40,8 @@ def exp_table_fits(params: SoftmaxParams) -> bool:
 
 
 def exp_code_table(params: SoftmaxParams) -> np.ndarray:
-    """``table[j]`` = the exp code of ``x = -j`` for ``j = 0 .. -exp_input_floor()``, as int64, read
-    only: one table per distinct ``params`` while anything holds it, shared by every softmax node that
-    has them (a base model's twelve layers share one; ``_build_table`` makes it).
+    """``table[j]`` = the exp code of ``x = -j`` for ``j = 0 .. -exp_input_floor()``, as a read-only
+    int64 array.
 
     REQUIRE ``exp_table_fits(params)``. Computed by the kernel's own steps on a grid instead of
     entry by entry: with ``W = min(-x0_int, entries)``, ``x = -j`` (never clamped: ``x >= floor``)
@@ -56,14 +52,6 @@ def exp_code_table(params: SoftmaxParams) -> np.ndarray:
     so ``z = 0`` and ``r = x`` there). The range reduction then runs on ``W`` values instead of
     ``entries`` (12,330 instead of 369,901 for the reference settings).
     """
-    table = _TABLES.get(params)
-    if table is None:
-        table = _TABLES.setdefault(params, _build_table(params))
-    return table
-
-
-def _build_table(params: SoftmaxParams) -> np.ndarray:
-    """``exp_code_table``'s table, built (its docstring)."""
     entries = exp_table_entries(params)
     width = min(-params.x0_int, entries)
     _, p = exp_reduce_and_poly(-np.arange(width, dtype=np.int64), params)
